@@ -1,0 +1,85 @@
+//! Application services: the use cases an administrator, a person or the operator performs,
+//! written once against the [`Store`] trait and a [`Clock`]. HTTP handlers and CLI commands
+//! translate their input, call one of these, and translate the answer back.
+
+mod access;
+mod audit_log;
+mod people;
+
+use std::sync::Arc;
+
+use time::Duration;
+
+use crate::clock::Clock;
+use crate::people::PasswordPolicy;
+use crate::store::Store;
+
+pub use access::{Authenticated, ClientThrottle, LoginError, LoginSuccess};
+pub use people::{CreatePerson, PatchPerson, Suggestion};
+
+/// Who is acting. Built by the access layer from a session or an API token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    pub id: i64,
+    pub username: String,
+    pub admin: bool,
+    pub super_user: bool,
+}
+
+impl Actor {
+    pub fn require_admin(&self) -> Result<(), crate::ServiceError> {
+        if self.admin {
+            Ok(())
+        } else {
+            Err(crate::ServiceError::forbidden(
+                "forbidden",
+                "This needs an administrator.",
+            ))
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub password_policy: PasswordPolicy,
+    pub session_ttl: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            password_policy: PasswordPolicy::default(),
+            session_ttl: Duration::hours(12),
+        }
+    }
+}
+
+/// The services, sharing one store and one clock.
+#[derive(Clone)]
+pub struct Usher {
+    pub store: Arc<dyn Store>,
+    pub clock: Arc<dyn Clock>,
+    pub settings: Arc<Settings>,
+    client_throttle: Arc<ClientThrottle>,
+}
+
+impl Usher {
+    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+        Self {
+            store,
+            clock,
+            settings: Arc::new(settings),
+            client_throttle: Arc::new(ClientThrottle::default()),
+        }
+    }
+}
+
+/// Runs CPU-heavy work (password hashing) on the blocking pool, so that it never stalls the
+/// async runtime and spreads over every core.
+pub(crate) async fn off_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, crate::ServiceError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| crate::ServiceError::Internal(format!("blocking task failed: {e}")))
+}

@@ -1,0 +1,80 @@
+//! The JSON API under `/api/v1` (interface: HTTP API).
+
+mod audit;
+mod users;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::StatusCode;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+
+use super::auth::ApiCaller;
+use super::error::ApiError;
+use super::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/session", get(session))
+        .route("/users", get(users::list).post(users::create))
+        .route("/users.csv", get(users::export_csv))
+        .route("/users/suggest-username", get(users::suggest_username))
+        .route(
+            "/users/{username}",
+            get(users::get).patch(users::patch).delete(users::delete),
+        )
+        .route("/users/{username}/roles", get(users::roles))
+        .route("/audit", get(audit::list))
+        .fallback(|| async {
+            ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such API endpoint.")
+        })
+}
+
+async fn session(ApiCaller(auth): ApiCaller) -> Json<serde_json::Value> {
+    Json(json!({
+        "username": auth.person.username,
+        "csrf_token": auth.csrf_token,
+        "admin": auth.actor.admin,
+        "password_change_required": auth.person.password_temporary,
+    }))
+}
+
+/// `Json` whose rejections use the API's error shape: malformed JSON 400, wrong content type
+/// 415, too large 413, and unknown or mistyped fields 422.
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Self(v)),
+            Err(rejection) => Err(match rejection {
+                JsonRejection::JsonDataError(e) => ApiError::new(
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "invalid_body",
+                    // serde's message names the field and what was expected.
+                    e.body_text(),
+                ),
+                JsonRejection::JsonSyntaxError(e) => {
+                    ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.body_text())
+                }
+                JsonRejection::MissingJsonContentType(_) => ApiError::new(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    "unsupported_media_type",
+                    "Send JSON with Content-Type: application/json.",
+                ),
+                JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "too_large",
+                        "JSON bodies are limited to 1 MiB.",
+                    )
+                }
+                other => ApiError::new(other.status(), "bad_request", other.body_text()),
+            }),
+        }
+    }
+}

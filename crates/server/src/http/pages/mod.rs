@@ -1,0 +1,144 @@
+//! Server-rendered pages (askama templates in `crates/server/templates`). Every page works
+//! without JavaScript; `assets/app.js` only adds conveniences (live username suggestion,
+//! auto-submitting filters, confirmations).
+
+mod account;
+
+use askama::Template;
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+
+use super::auth::PageCaller;
+use super::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(home))
+        .route("/login", get(account::login_form).post(account::login))
+        .route("/logout", get(account::logout_form).post(account::logout))
+        .route("/me", get(account::me))
+        .route(
+            "/me/password",
+            get(account::password_form).post(account::change_password),
+        )
+}
+
+/// What the layout of every page needs.
+pub struct Layout {
+    pub platform_name: String,
+    pub username: Option<String>,
+    pub admin: bool,
+    pub csrf_token: String,
+    /// Which navigation entry is current.
+    pub section: &'static str,
+}
+
+impl Layout {
+    pub fn anonymous(state: &AppState) -> Self {
+        Self {
+            platform_name: state.config.platform_name.clone(),
+            username: None,
+            admin: false,
+            csrf_token: String::new(),
+            section: "",
+        }
+    }
+
+    pub fn for_caller(state: &AppState, caller: &PageCaller, section: &'static str) -> Self {
+        Self {
+            platform_name: state.config.platform_name.clone(),
+            username: Some(caller.auth.person.username.clone()),
+            admin: caller.auth.actor.admin,
+            csrf_token: caller.csrf_token.clone(),
+            section,
+        }
+    }
+}
+
+/// Renders a template into a response, logging (not showing) a rendering failure.
+pub fn render(template: &impl Template) -> Response {
+    render_with(StatusCode::OK, template)
+}
+
+pub fn render_with(status: StatusCode, template: &impl Template) -> Response {
+    match template.render() {
+        Ok(html) => (status, Html(html)).into_response(),
+        Err(e) => {
+            tracing::error!("template error: {e}");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    heading: String,
+    message: String,
+}
+
+/// A page saying what went wrong and what to do, without the caller's context.
+pub fn error_page(status: StatusCode, heading: &str, message: &str) -> Response {
+    render_with(
+        status,
+        &ErrorPage {
+            layout: Layout {
+                platform_name: String::new(),
+                username: None,
+                admin: false,
+                csrf_token: String::new(),
+                section: "",
+            },
+            heading: heading.to_owned(),
+            message: message.to_owned(),
+        },
+    )
+}
+
+pub fn not_found_page() -> Response {
+    error_page(
+        StatusCode::NOT_FOUND,
+        "Page not found",
+        "There is nothing at this address. Check the link, or start again from the start page.",
+    )
+}
+
+/// A service failure on a page: logged, and shown as a generic page.
+pub fn service_error_page(e: usher_core::ServiceError) -> Response {
+    use usher_core::ServiceError as E;
+    match e {
+        E::NotFound => not_found_page(),
+        E::Forbidden { message, .. } => {
+            error_page(StatusCode::FORBIDDEN, "Not allowed", &message)
+        }
+        E::State { message, .. } => error_page(StatusCode::CONFLICT, "Not possible", &message),
+        other => {
+            tracing::error!("page failed: {other}");
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The server could not complete this; it has been logged. Try again in a moment.",
+            )
+        }
+    }
+}
+
+/// Only local paths are followed after login, never another site.
+pub fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.starts_with("/\\") {
+        next
+    } else {
+        "/"
+    }
+}
+
+async fn home(caller: Result<PageCaller, Response>) -> Redirect {
+    match caller {
+        Ok(c) if c.auth.actor.admin => Redirect::to("/admin/users"),
+        Ok(_) => Redirect::to("/me"),
+        Err(_) => Redirect::to("/login"),
+    }
+}

@@ -1,0 +1,10 @@
+//! The `usher` server: configuration, the command line, and the HTTP surface (JSON API and
+//! server-rendered pages) over the services of `usher-core`.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod serve;
+
+pub use config::Config;
+pub use http::{router, AppState};

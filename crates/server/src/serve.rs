@@ -1,0 +1,87 @@
+//! `usher serve`: open and migrate the store, create the super user on first start, serve HTTP
+//! until asked to stop.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use usher_core::clock::SystemClock;
+use usher_core::service::{Settings, Usher};
+
+use crate::config::Config;
+use crate::http::{router, AppState};
+
+/// Opens the store named by the configuration and builds the services over it.
+pub async fn open(config: &Config) -> anyhow::Result<Usher> {
+    let store = usher_store::connect_and_migrate(&config.database_url)
+        .await
+        .with_context(|| format!("opening the store at {}", redact(&config.database_url)))?;
+    Ok(Usher::new(store, Arc::new(SystemClock), Settings::default()))
+}
+
+pub async fn run(config: Config) -> anyhow::Result<()> {
+    let usher = open(&config).await?;
+    if let Some(password) = usher
+        .ensure_super_user(config.admin_password.clone())
+        .await
+        .context("creating the super user")?
+    {
+        // Shown once, on standard output, so that the operator can log in the first time.
+        println!("Created the super user `admin` with password: {password}");
+        println!("(shown only this once; change it after logging in)");
+    }
+    let listener = tokio::net::TcpListener::bind(&config.bind)
+        .await
+        .with_context(|| format!("listening on {}", config.bind))?;
+    tracing::info!(
+        "Usher is ready: log in at {}/login (listening on {})",
+        config.public_url,
+        listener.local_addr()?
+    );
+    let state = AppState {
+        usher,
+        config: Arc::new(config),
+    };
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
+
+/// A database URL without its password, for messages.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

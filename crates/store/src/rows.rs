@@ -1,0 +1,93 @@
+//! Rows as both backends return them, and their conversion into domain values.
+
+use usher_core::audit::AuditEntry;
+use usher_core::clock::from_millis;
+use usher_core::people::{Person, PersonType, Profile, Source};
+
+use crate::sql_store::backend;
+
+#[derive(sqlx::FromRow)]
+pub struct PersonRow {
+    id: i64,
+    username: String,
+    first_name: String,
+    last_name: String,
+    email: String,
+    enabled: bool,
+    kind: String,
+    source: String,
+    super_user: bool,
+    created_at: i64,
+    last_login_at: Option<i64>,
+    invited_at: Option<i64>,
+    joined_at: Option<i64>,
+    has_password: bool,
+    password_temporary: bool,
+    position: Option<String>,
+    organization: Option<String>,
+    department: Option<String>,
+    location: Option<String>,
+    phone: Option<String>,
+    manager: Option<String>,
+    about_me: Option<String>,
+    time_zone: Option<String>,
+}
+
+impl TryFrom<PersonRow> for Person {
+    type Error = usher_core::store::StoreError;
+
+    fn try_from(r: PersonRow) -> Result<Self, Self::Error> {
+        Ok(Person {
+            id: r.id,
+            kind: PersonType::parse(&r.kind)
+                .ok_or_else(|| backend(format!("unknown person type {:?}", r.kind)))?,
+            source: Source::parse(&r.source)
+                .ok_or_else(|| backend(format!("unknown source {:?}", r.source)))?,
+            username: r.username,
+            first_name: r.first_name,
+            last_name: r.last_name,
+            email: r.email,
+            enabled: r.enabled,
+            super_user: r.super_user,
+            created_at: from_millis(r.created_at),
+            last_login_at: r.last_login_at.map(from_millis),
+            invited_at: r.invited_at.map(from_millis),
+            joined_at: r.joined_at.map(from_millis),
+            has_password: r.has_password,
+            password_temporary: r.password_temporary,
+            profile: Profile {
+                position: r.position,
+                organization: r.organization,
+                department: r.department,
+                location: r.location,
+                phone: r.phone,
+                manager: r.manager,
+                about_me: r.about_me,
+                time_zone: r.time_zone,
+            },
+        })
+    }
+}
+
+#[derive(sqlx::FromRow)]
+pub struct AuditRow {
+    id: i64,
+    at: i64,
+    actor: Option<String>,
+    action: String,
+    target: Option<String>,
+    details: String,
+}
+
+impl From<AuditRow> for AuditEntry {
+    fn from(r: AuditRow) -> Self {
+        AuditEntry {
+            id: r.id,
+            at: from_millis(r.at),
+            actor: r.actor,
+            action: r.action,
+            target: r.target,
+            details: serde_json::from_str(&r.details).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}

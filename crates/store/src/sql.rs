@@ -1,0 +1,163 @@
+//! SQL text both backends understand, and the builder of search conditions.
+
+use usher_core::query::{EnrollmentFilter, Sort, SortColumn, UserFilter};
+
+pub const PERSON_COLUMNS: &str = "id, username, first_name, last_name, email, enabled, kind, \
+    source, super_user, created_at, last_login_at, invited_at, joined_at, \
+    password_hash IS NOT NULL AS has_password, password_temporary, position, organization, \
+    department, location, phone, manager, about_me, time_zone";
+
+pub const INSERT_AUDIT: &str =
+    "INSERT INTO audit_log (at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5)";
+
+/// A value bound to a placeholder of dynamically built SQL.
+#[derive(Debug, Clone)]
+pub enum Bind {
+    Text(String),
+    Bool(bool),
+    Int(i64),
+}
+
+/// Binds a list of [`Bind`] values to a query of either backend.
+macro_rules! bind_all {
+    ($query:expr, $binds:expr) => {{
+        let mut q = $query;
+        for b in $binds {
+            q = match b {
+                $crate::sql::Bind::Text(v) => q.bind(v.clone()),
+                $crate::sql::Bind::Bool(v) => q.bind(*v),
+                $crate::sql::Bind::Int(v) => q.bind(*v),
+            };
+        }
+        q
+    }};
+}
+pub(crate) use bind_all;
+
+/// Collects conditions and their values, numbering placeholders as it goes.
+#[derive(Default)]
+pub struct Conditions {
+    clauses: Vec<String>,
+    pub binds: Vec<Bind>,
+}
+
+impl Conditions {
+    /// Adds a clause whose `?` is replaced by the next placeholder.
+    pub fn push(&mut self, clause: &str, value: Bind) {
+        self.binds.push(value);
+        let placeholder = format!("${}", self.binds.len());
+        self.clauses.push(clause.replace('?', &placeholder));
+    }
+
+    pub fn push_plain(&mut self, clause: &str) {
+        self.clauses.push(clause.to_owned());
+    }
+
+    pub fn next_placeholder(&self) -> String {
+        format!("${}", self.binds.len() + 1)
+    }
+
+    pub fn where_clause(&self) -> String {
+        if self.clauses.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", self.clauses.join(" AND "))
+        }
+    }
+}
+
+/// Escapes LIKE wildcards so that a search for `50%` finds that text.
+pub fn like_contains(word: &str) -> String {
+    let mut out = String::with_capacity(word.len() + 2);
+    out.push('%');
+    for c in word.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('%');
+    out
+}
+
+/// The WHERE conditions of a people search: every word contained, every filter matched.
+pub fn person_conditions(filter: &UserFilter) -> Conditions {
+    let mut c = Conditions::default();
+    if let Some(q) = &filter.q {
+        for word in usher_core::fold::search_words(q) {
+            c.push(
+                "search_text LIKE ? ESCAPE '\\'",
+                Bind::Text(like_contains(&word)),
+            );
+        }
+    }
+    if let Some(enabled) = filter.enabled {
+        c.push("enabled = ?", Bind::Bool(enabled));
+    }
+    match filter.connected {
+        Some(true) => c.push_plain("last_login_at IS NOT NULL"),
+        Some(false) => c.push_plain("last_login_at IS NULL"),
+        None => {}
+    }
+    match filter.enrollment {
+        Some(EnrollmentFilter::Enrolled) => c.push_plain("invited_at IS NOT NULL"),
+        Some(EnrollmentFilter::NeverEnrolled) => c.push_plain(
+            "(invited_at IS NULL AND last_login_at IS NULL AND kind = 'internal' AND source = 'internal')",
+        ),
+        Some(EnrollmentFilter::NotPossible) => c.push_plain(
+            "(kind = 'external' OR source = 'ldap' OR (last_login_at IS NOT NULL AND invited_at IS NULL))",
+        ),
+        None => {}
+    }
+    if let Some(kind) = filter.kind {
+        c.push("kind = ?", Bind::Text(kind.as_str().to_owned()));
+    }
+    if let Some(source) = filter.source {
+        c.push("source = ?", Bind::Text(source.as_str().to_owned()));
+    }
+    c
+}
+
+/// ORDER BY for a sort, with the username as tie-breaker so that pages never overlap, and
+/// absent times last in either direction on both backends.
+pub fn order_by(sort: Sort) -> String {
+    let column = match sort.column {
+        SortColumn::Username => "username",
+        SortColumn::FirstName => "first_name_key",
+        SortColumn::LastName => "last_name_key",
+        SortColumn::Email => "email_key",
+        SortColumn::LastLoginAt => "last_login_at",
+        SortColumn::CreatedAt => "created_at",
+    };
+    let dir = if sort.descending { "DESC" } else { "ASC" };
+    if column == "username" {
+        format!(" ORDER BY username {dir}")
+    } else {
+        format!(" ORDER BY {column} {dir} NULLS LAST, username {dir}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn like_patterns_escape_wildcards() {
+        assert_eq!(like_contains("50%_a\\b"), "%50\\%\\_a\\\\b%");
+    }
+
+    #[test]
+    fn conditions_number_placeholders() {
+        let filter = UserFilter {
+            q: Some("Éva Dupont".into()),
+            enabled: Some(true),
+            ..Default::default()
+        };
+        let c = person_conditions(&filter);
+        assert_eq!(
+            c.where_clause(),
+            " WHERE search_text LIKE $1 ESCAPE '\\' AND search_text LIKE $2 ESCAPE '\\' AND enabled = $3"
+        );
+        assert_eq!(c.binds.len(), 3);
+    }
+}

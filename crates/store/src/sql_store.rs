@@ -1,0 +1,592 @@
+//! [`SqlStore`]: the store contract on either backend.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+use usher_core::audit::{AuditEntry, AuditFilter, AuditRecord};
+use usher_core::clock::to_millis;
+use usher_core::fold::{fold, search_text};
+use usher_core::groups::Membership;
+use usher_core::people::Person;
+use usher_core::query::{Page, UserQuery};
+use usher_core::store::{
+    Conflict, LoginFailures, NewPerson, PersonUpdate, SessionRecord, Store, StoreError,
+    StoreResult,
+};
+
+use crate::pool::{on_pool, Pool};
+use crate::rows::{AuditRow, PersonRow};
+use crate::sql::{bind_all, order_by, person_conditions, Bind, Conditions, INSERT_AUDIT, PERSON_COLUMNS};
+
+pub struct SqlStore {
+    pool: Pool,
+}
+
+pub(crate) fn backend(message: impl Into<String>) -> StoreError {
+    StoreError::Backend(message.into())
+}
+
+/// Maps driver errors, turning unique violations into the conflict they mean.
+fn db_error(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &e {
+        if db.is_unique_violation() {
+            let what = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
+            if what.contains("email") {
+                return StoreError::Conflict(Conflict::EmailTaken);
+            }
+            if what.contains("username") {
+                return StoreError::Conflict(Conflict::UsernameTaken);
+            }
+        }
+    }
+    if matches!(e, sqlx::Error::RowNotFound) {
+        return StoreError::NotFound;
+    }
+    backend(e.to_string())
+}
+
+fn select_person(condition: &str) -> String {
+    format!("SELECT {PERSON_COLUMNS} FROM people WHERE {condition}")
+}
+
+impl SqlStore {
+    pub fn new(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await,
+            Pool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await,
+        }
+    }
+
+    pub async fn close(&self) {
+        on_pool!(&self.pool, |p| p.close().await)
+    }
+
+    async fn fetch_person(&self, condition: &str, value: Bind) -> StoreResult<Option<Person>> {
+        let sql = select_person(condition);
+        let row: Option<PersonRow> = on_pool!(&self.pool, |p| {
+            bind_all!(sqlx::query_as::<_, PersonRow>(&sql), [&value])
+                .fetch_optional(p)
+                .await
+        })
+        .map_err(db_error)?;
+        row.map(Person::try_from).transpose()
+    }
+}
+
+macro_rules! insert_audit {
+    ($tx:expr, $audit:expr) => {
+        sqlx::query(INSERT_AUDIT)
+            .bind(to_millis($audit.at))
+            .bind($audit.actor.clone())
+            .bind($audit.action)
+            .bind($audit.target.clone())
+            .bind($audit.details.to_string())
+            .execute($tx)
+            .await
+            .map(|_| ())
+    };
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn ping(&self) -> StoreResult<()> {
+        on_pool!(&self.pool, |p| sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
+            .map_err(db_error)
+    }
+
+    async fn count_people(&self) -> StoreResult<u64> {
+        let n: i64 = on_pool!(&self.pool, |p| {
+            sqlx::query_scalar("SELECT count(*) FROM people").fetch_one(p).await
+        })
+        .map_err(db_error)?;
+        Ok(n as u64)
+    }
+
+    async fn insert_person(&self, new: &NewPerson, audit: &AuditRecord) -> StoreResult<Person> {
+        let profile = &new.profile;
+        let id: i64 = on_pool!(&self.pool, |p| {
+            let mut tx = p.begin().await.map_err(db_error)?;
+            let reserved: Option<i64> =
+                sqlx::query_scalar("SELECT 1 FROM deleted_usernames WHERE username = $1")
+                    .bind(&new.username)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            if reserved.is_some() {
+                return Err(StoreError::Conflict(Conflict::UsernameReserved));
+            }
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO people (username, first_name, last_name, email, email_key, \
+                 first_name_key, last_name_key, search_text, password_hash, password_temporary, \
+                 enabled, kind, source, super_user, created_at, position, organization, \
+                 department, location, phone, manager, about_me, time_zone) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+                 $17, $18, $19, $20, $21, $22, $23) RETURNING id",
+            )
+            .bind(&new.username)
+            .bind(&new.first_name)
+            .bind(&new.last_name)
+            .bind(&new.email)
+            .bind(new.email.to_lowercase())
+            .bind(fold(&new.first_name))
+            .bind(fold(&new.last_name))
+            .bind(search_text(&new.username, &new.first_name, &new.last_name, &new.email))
+            .bind(&new.password_hash)
+            .bind(new.password_temporary)
+            .bind(new.enabled)
+            .bind(new.kind.as_str())
+            .bind(new.source.as_str())
+            .bind(new.super_user)
+            .bind(to_millis(new.created_at))
+            .bind(&profile.position)
+            .bind(&profile.organization)
+            .bind(&profile.department)
+            .bind(&profile.location)
+            .bind(&profile.phone)
+            .bind(&profile.manager)
+            .bind(&profile.about_me)
+            .bind(&profile.time_zone)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            for (group, role) in &new.memberships {
+                let inserted = sqlx::query(
+                    "INSERT INTO memberships (person_id, group_id, role) \
+                     SELECT $1, id, $2 FROM user_groups WHERE path = $3",
+                )
+                .bind(id)
+                .bind(role)
+                .bind(group)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+                if inserted.rows_affected() != 1 {
+                    return Err(backend(format!("unknown group {group}")));
+                }
+            }
+            insert_audit!(&mut *tx, audit).map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            Ok::<i64, StoreError>(id)
+        })?;
+        self.person_by_id(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn person_by_id(&self, id: i64) -> StoreResult<Option<Person>> {
+        self.fetch_person("id = $1", Bind::Int(id)).await
+    }
+
+    async fn person_by_username(&self, username: &str) -> StoreResult<Option<Person>> {
+        self.fetch_person("username = $1", Bind::Text(username.to_owned()))
+            .await
+    }
+
+    async fn person_by_email(&self, email: &str) -> StoreResult<Option<Person>> {
+        self.fetch_person("email_key = $1", Bind::Text(email.trim().to_lowercase()))
+            .await
+    }
+
+    async fn username_was_deleted(&self, username: &str) -> StoreResult<bool> {
+        let found: Option<i64> = on_pool!(&self.pool, |p| {
+            sqlx::query_scalar("SELECT 1 FROM deleted_usernames WHERE username = $1")
+                .bind(username)
+                .fetch_optional(p)
+                .await
+        })
+        .map_err(db_error)?;
+        Ok(found.is_some())
+    }
+
+    async fn password_hash(&self, id: i64) -> StoreResult<Option<String>> {
+        let hash: Option<Option<String>> = on_pool!(&self.pool, |p| {
+            sqlx::query_scalar("SELECT password_hash FROM people WHERE id = $1")
+                .bind(id)
+                .fetch_optional(p)
+                .await
+        })
+        .map_err(db_error)?;
+        Ok(hash.flatten())
+    }
+
+    async fn update_person(
+        &self,
+        id: i64,
+        u: &PersonUpdate,
+        audit: &AuditRecord,
+    ) -> StoreResult<Person> {
+        let profile = &u.profile;
+        let (password_hash, temporary) = match &u.password {
+            Some(change) => (Some(change.hash.clone()), Some(change.temporary)),
+            None => (None, None),
+        };
+        on_pool!(&self.pool, |p| {
+            let mut tx = p.begin().await.map_err(db_error)?;
+            let username: Option<String> =
+                sqlx::query_scalar("SELECT username FROM people WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            let Some(username) = username else {
+                return Err(StoreError::NotFound);
+            };
+            sqlx::query(
+                "UPDATE people SET first_name = $1, last_name = $2, email = $3, email_key = $4, \
+                 first_name_key = $5, last_name_key = $6, search_text = $7, enabled = $8, \
+                 position = $9, organization = $10, department = $11, location = $12, \
+                 phone = $13, manager = $14, about_me = $15, time_zone = $16, \
+                 password_hash = COALESCE($17, password_hash), \
+                 password_temporary = COALESCE($18, password_temporary) \
+                 WHERE id = $19",
+            )
+            .bind(&u.first_name)
+            .bind(&u.last_name)
+            .bind(&u.email)
+            .bind(u.email.to_lowercase())
+            .bind(fold(&u.first_name))
+            .bind(fold(&u.last_name))
+            .bind(search_text(&username, &u.first_name, &u.last_name, &u.email))
+            .bind(u.enabled)
+            .bind(&profile.position)
+            .bind(&profile.organization)
+            .bind(&profile.department)
+            .bind(&profile.location)
+            .bind(&profile.phone)
+            .bind(&profile.manager)
+            .bind(&profile.about_me)
+            .bind(&profile.time_zone)
+            .bind(&password_hash)
+            .bind(temporary)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            insert_audit!(&mut *tx, audit).map_err(db_error)?;
+            tx.commit().await.map_err(db_error)
+        })?;
+        self.person_by_id(id).await?.ok_or(StoreError::NotFound)
+    }
+
+    async fn delete_person(&self, id: i64, audit: &AuditRecord) -> StoreResult<()> {
+        on_pool!(&self.pool, |p| {
+            let mut tx = p.begin().await.map_err(db_error)?;
+            let username: Option<String> =
+                sqlx::query_scalar("DELETE FROM people WHERE id = $1 RETURNING username")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            let Some(username) = username else {
+                return Err(StoreError::NotFound);
+            };
+            sqlx::query("INSERT INTO deleted_usernames (username, deleted_at) VALUES ($1, $2)")
+                .bind(&username)
+                .bind(to_millis(audit.at))
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            insert_audit!(&mut *tx, audit).map_err(db_error)?;
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    async fn search_people(&self, query: &UserQuery) -> StoreResult<Page<Person>> {
+        let conditions = person_conditions(&query.filter);
+        let where_clause = conditions.where_clause();
+        let count_sql = format!("SELECT count(*) FROM people{where_clause}");
+        let mut binds = conditions.binds.clone();
+        let limit_placeholder = format!("${}", binds.len() + 1);
+        let offset_placeholder = format!("${}", binds.len() + 2);
+        binds.push(Bind::Int(i64::from(query.limit)));
+        binds.push(Bind::Int(i64::try_from(query.offset).unwrap_or(i64::MAX)));
+        let page_sql = format!(
+            "SELECT {PERSON_COLUMNS} FROM people{where_clause}{} LIMIT {limit_placeholder} OFFSET {offset_placeholder}",
+            order_by(query.sort)
+        );
+        let (total, rows): (i64, Vec<PersonRow>) = on_pool!(&self.pool, |p| {
+            let total: i64 = bind_all!(sqlx::query_scalar(&count_sql), &conditions.binds)
+                .fetch_one(p)
+                .await
+                .map_err(db_error)?;
+            let rows = bind_all!(sqlx::query_as::<_, PersonRow>(&page_sql), &binds)
+                .fetch_all(p)
+                .await
+                .map_err(db_error)?;
+            Ok::<_, StoreError>((total, rows))
+        })?;
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(Person::try_from)
+                .collect::<Result<_, _>>()?,
+            total: total as u64,
+        })
+    }
+
+    async fn memberships(&self, person_id: i64) -> StoreResult<Vec<Membership>> {
+        let rows: Vec<(String, String, String)> = on_pool!(&self.pool, |p| {
+            sqlx::query_as(
+                "SELECT m.role, g.path, g.label FROM memberships m \
+                 JOIN user_groups g ON g.id = m.group_id WHERE m.person_id = $1 ORDER BY g.path",
+            )
+            .bind(person_id)
+            .fetch_all(p)
+            .await
+        })
+        .map_err(db_error)?;
+        Ok(rows
+            .into_iter()
+            .map(|(role, group, group_label)| Membership {
+                role,
+                group,
+                group_label,
+            })
+            .collect())
+    }
+
+    async fn is_member(&self, person_id: i64, group_path: &str) -> StoreResult<bool> {
+        let found: Option<i64> = on_pool!(&self.pool, |p| {
+            sqlx::query_scalar(
+                "SELECT 1 FROM memberships m JOIN user_groups g ON g.id = m.group_id \
+                 WHERE m.person_id = $1 AND g.path = $2",
+            )
+            .bind(person_id)
+            .bind(group_path)
+            .fetch_optional(p)
+            .await
+        })
+        .map_err(db_error)?;
+        Ok(found.is_some())
+    }
+
+    async fn record_login(&self, person_id: i64, at: OffsetDateTime) -> StoreResult<()> {
+        on_pool!(&self.pool, |p| {
+            sqlx::query("UPDATE people SET last_login_at = $1 WHERE id = $2")
+                .bind(to_millis(at))
+                .bind(person_id)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn insert_session(&self, s: &SessionRecord) -> StoreResult<()> {
+        on_pool!(&self.pool, |p| {
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, person_id, csrf_token, created_at, expires_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(&s.token_hash)
+            .bind(s.person_id)
+            .bind(&s.csrf_token)
+            .bind(to_millis(s.created_at))
+            .bind(to_millis(s.expires_at))
+            .execute(p)
+            .await
+                .map(|_| ())
+        })
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn session(
+        &self,
+        token_hash: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<Option<SessionRecord>> {
+        let row: Option<(String, i64, String, i64, i64)> = on_pool!(&self.pool, |p| {
+            sqlx::query_as(
+                "SELECT token_hash, person_id, csrf_token, created_at, expires_at FROM sessions \
+                 WHERE token_hash = $1 AND expires_at > $2",
+            )
+            .bind(token_hash)
+            .bind(to_millis(now))
+            .fetch_optional(p)
+            .await
+        })
+        .map_err(db_error)?;
+        Ok(row.map(
+            |(token_hash, person_id, csrf_token, created_at, expires_at)| SessionRecord {
+                token_hash,
+                person_id,
+                csrf_token,
+                created_at: usher_core::clock::from_millis(created_at),
+                expires_at: usher_core::clock::from_millis(expires_at),
+            },
+        ))
+    }
+
+    async fn delete_session(&self, token_hash: &str) -> StoreResult<()> {
+        on_pool!(&self.pool, |p| {
+            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+                .bind(token_hash)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn delete_sessions_of(
+        &self,
+        person_id: i64,
+        except_token_hash: Option<&str>,
+    ) -> StoreResult<u64> {
+        let done = on_pool!(&self.pool, |p| {
+            sqlx::query(
+                "DELETE FROM sessions WHERE person_id = $1 AND token_hash <> COALESCE($2, '')",
+            )
+            .bind(person_id)
+            .bind(except_token_hash)
+            .execute(p)
+            .await
+            .map(|r| r.rows_affected())
+        })
+        .map_err(db_error)?;
+        Ok(done)
+    }
+
+    async fn insert_api_token(
+        &self,
+        person_id: i64,
+        name: &str,
+        token_hash: &str,
+        audit: &AuditRecord,
+    ) -> StoreResult<()> {
+        on_pool!(&self.pool, |p| {
+            let mut tx = p.begin().await.map_err(db_error)?;
+            sqlx::query(
+                "INSERT INTO api_tokens (person_id, name, token_hash, created_at) \
+                 VALUES ($1, $2, $3, $4)",
+            )
+            .bind(person_id)
+            .bind(name)
+            .bind(token_hash)
+            .bind(to_millis(audit.at))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            insert_audit!(&mut *tx, audit).map_err(db_error)?;
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    async fn api_token_owner(
+        &self,
+        token_hash: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<i64>> {
+        let owner: Option<i64> = on_pool!(&self.pool, |p| {
+            sqlx::query_scalar(
+                "UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2 RETURNING person_id",
+            )
+            .bind(to_millis(at))
+            .bind(token_hash)
+            .fetch_optional(p)
+            .await
+        })
+        .map_err(db_error)?;
+        Ok(owner)
+    }
+
+    async fn login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>> {
+        let row: Option<(i64, i64)> = on_pool!(&self.pool, |p| {
+            sqlx::query_as("SELECT count, last_at FROM login_failures WHERE key = $1")
+                .bind(key)
+                .fetch_optional(p)
+                .await
+        })
+        .map_err(db_error)?;
+        Ok(row.map(|(count, last_at)| LoginFailures {
+            count: count.clamp(0, i64::from(u32::MAX)) as u32,
+            last_at: usher_core::clock::from_millis(last_at),
+        }))
+    }
+
+    async fn record_login_failure(&self, key: &str, at: OffsetDateTime) -> StoreResult<u32> {
+        let count: i64 = on_pool!(&self.pool, |p| {
+            sqlx::query_scalar(
+                "INSERT INTO login_failures (key, count, last_at) VALUES ($1, 1, $2) \
+                 ON CONFLICT (key) DO UPDATE SET count = login_failures.count + 1, \
+                 last_at = excluded.last_at RETURNING count",
+            )
+            .bind(key)
+            .bind(to_millis(at))
+            .fetch_one(p)
+            .await
+        })
+        .map_err(db_error)?;
+        Ok(count.clamp(0, i64::from(u32::MAX)) as u32)
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> StoreResult<()> {
+        on_pool!(&self.pool, |p| {
+            sqlx::query("DELETE FROM login_failures WHERE key = $1")
+                .bind(key)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })
+        .map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()> {
+        on_pool!(&self.pool, |p| insert_audit!(p, audit)).map_err(db_error)?;
+        Ok(())
+    }
+
+    async fn audit_entries(&self, filter: &AuditFilter) -> StoreResult<Page<AuditEntry>> {
+        let mut c = Conditions::default();
+        if let Some(actor) = &filter.actor {
+            c.push("actor = ?", Bind::Text(actor.clone()));
+        }
+        if let Some(target) = &filter.target {
+            c.push("target = ?", Bind::Text(target.clone()));
+        }
+        if let Some(action) = &filter.action {
+            c.push("action = ?", Bind::Text(action.clone()));
+        }
+        if let Some(since) = filter.since {
+            c.push("at >= ?", Bind::Int(to_millis(since)));
+        }
+        if let Some(until) = filter.until {
+            c.push("at < ?", Bind::Int(to_millis(until)));
+        }
+        let where_clause = c.where_clause();
+        let count_sql = format!("SELECT count(*) FROM audit_log{where_clause}");
+        let limit = c.next_placeholder();
+        let mut binds = c.binds.clone();
+        binds.push(Bind::Int(i64::from(filter.limit)));
+        let offset = format!("${}", binds.len() + 1);
+        binds.push(Bind::Int(i64::try_from(filter.offset).unwrap_or(i64::MAX)));
+        let page_sql = format!(
+            "SELECT id, at, actor, action, target, details FROM audit_log{where_clause} \
+             ORDER BY at DESC, id DESC LIMIT {limit} OFFSET {offset}"
+        );
+        let (total, rows): (i64, Vec<AuditRow>) = on_pool!(&self.pool, |p| {
+            let total: i64 = bind_all!(sqlx::query_scalar(&count_sql), &c.binds)
+                .fetch_one(p)
+                .await
+                .map_err(db_error)?;
+            let rows = bind_all!(sqlx::query_as::<_, AuditRow>(&page_sql), &binds)
+                .fetch_all(p)
+                .await
+                .map_err(db_error)?;
+            Ok::<_, StoreError>((total, rows))
+        })?;
+        Ok(Page {
+            items: rows.into_iter().map(AuditEntry::from).collect(),
+            total: total as u64,
+        })
+    }
+}
