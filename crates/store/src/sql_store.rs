@@ -44,6 +44,28 @@ fn db_error(e: sqlx::Error) -> StoreError {
     backend(e.to_string())
 }
 
+/// How each backend begins a transaction that writes.
+trait WriteTransaction: sqlx::Database {
+    const BEGIN: &'static str;
+}
+
+impl WriteTransaction for sqlx::Sqlite {
+    /// Takes the write lock at once, waiting for it up to the busy timeout. A deferred `BEGIN`
+    /// that reads before it writes fails with SQLITE_BUSY ("database is locked"), without
+    /// waiting, when another connection wrote in between.
+    const BEGIN: &'static str = "BEGIN IMMEDIATE";
+}
+
+impl WriteTransaction for sqlx::Postgres {
+    const BEGIN: &'static str = "BEGIN";
+}
+
+async fn begin_write<DB: WriteTransaction>(
+    pool: &sqlx::Pool<DB>,
+) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
+    pool.begin_with(DB::BEGIN).await
+}
+
 fn select_person(condition: &str) -> String {
     format!("SELECT {PERSON_COLUMNS} FROM people WHERE {condition}")
 }
@@ -112,8 +134,8 @@ impl Store for SqlStore {
     async fn insert_person(&self, new: &NewPerson, audit: &AuditRecord) -> StoreResult<Person> {
         let profile = &new.profile;
         let id: i64 = on_pool!(&self.pool, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
-            let reserved: Option<i64> =
+            let mut tx = begin_write(p).await.map_err(db_error)?;
+            let reserved: Option<i32> =
                 sqlx::query_scalar("SELECT 1 FROM deleted_usernames WHERE username = $1")
                     .bind(&new.username)
                     .fetch_optional(&mut *tx)
@@ -193,7 +215,7 @@ impl Store for SqlStore {
     }
 
     async fn username_was_deleted(&self, username: &str) -> StoreResult<bool> {
-        let found: Option<i64> = on_pool!(&self.pool, |p| {
+        let found: Option<i32> = on_pool!(&self.pool, |p| {
             sqlx::query_scalar("SELECT 1 FROM deleted_usernames WHERE username = $1")
                 .bind(username)
                 .fetch_optional(p)
@@ -226,7 +248,7 @@ impl Store for SqlStore {
             None => (None, None),
         };
         on_pool!(&self.pool, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            let mut tx = begin_write(p).await.map_err(db_error)?;
             let username: Option<String> =
                 sqlx::query_scalar("SELECT username FROM people WHERE id = $1")
                     .bind(id)
@@ -275,7 +297,7 @@ impl Store for SqlStore {
 
     async fn delete_person(&self, id: i64, audit: &AuditRecord) -> StoreResult<()> {
         on_pool!(&self.pool, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            let mut tx = begin_write(p).await.map_err(db_error)?;
             let username: Option<String> =
                 sqlx::query_scalar("DELETE FROM people WHERE id = $1 RETURNING username")
                     .bind(id)
@@ -351,7 +373,7 @@ impl Store for SqlStore {
     }
 
     async fn is_member(&self, person_id: i64, group_path: &str) -> StoreResult<bool> {
-        let found: Option<i64> = on_pool!(&self.pool, |p| {
+        let found: Option<i32> = on_pool!(&self.pool, |p| {
             sqlx::query_scalar(
                 "SELECT 1 FROM memberships m JOIN user_groups g ON g.id = m.group_id \
                  WHERE m.person_id = $1 AND g.path = $2",
@@ -463,7 +485,7 @@ impl Store for SqlStore {
         audit: &AuditRecord,
     ) -> StoreResult<()> {
         on_pool!(&self.pool, |p| {
-            let mut tx = p.begin().await.map_err(db_error)?;
+            let mut tx = begin_write(p).await.map_err(db_error)?;
             sqlx::query(
                 "INSERT INTO api_tokens (person_id, name, token_hash, created_at) \
                  VALUES ($1, $2, $3, $4)",

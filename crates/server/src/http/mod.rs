@@ -22,7 +22,12 @@ use usher_core::service::Usher;
 
 use crate::config::Config;
 
-pub use auth::{SESSION_COOKIE, CSRF_COOKIE};
+pub use auth::{CSRF_COOKIE, SESSION_COOKIE};
+
+/// The axum items tests need to serve the router, so that they use the server's own version.
+pub mod axum_reexport {
+    pub use axum::{serve, Router};
+}
 
 /// What every handler can reach.
 #[derive(Clone)]

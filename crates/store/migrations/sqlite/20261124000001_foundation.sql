@@ -2,7 +2,7 @@
 -- Times are INTEGER milliseconds since the Unix epoch (UTC), as in the PostgreSQL schema.
 
 CREATE TABLE people (
-    id                 INTEGER PRIMARY KEY,
+    id                 INTEGER PRIMARY KEY AUTOINCREMENT,  -- ids of deleted people are never reused
     username           TEXT    NOT NULL UNIQUE,
     first_name         TEXT    NOT NULL,
     last_name          TEXT    NOT NULL,

@@ -1,7 +1,9 @@
 //! The JSON API under `/api/v1` (interface: HTTP API).
 
-mod audit;
+pub mod audit;
 mod users;
+
+pub use users::csv_line;
 
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
