@@ -165,8 +165,11 @@ pub trait Store: Send + Sync + 'static {
         audit: &AuditRecord,
     ) -> StoreResult<()>;
     /// The owner of a token, recording its use.
-    async fn api_token_owner(&self, token_hash: &str, at: OffsetDateTime)
-        -> StoreResult<Option<i64>>;
+    async fn api_token_owner(
+        &self,
+        token_hash: &str,
+        at: OffsetDateTime,
+    ) -> StoreResult<Option<i64>>;
 
     async fn login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>>;
     /// Adds one failure and returns the new count.

@@ -118,7 +118,7 @@ impl Config {
         let mut config = Config::default();
         let mut public_url_set = false;
         for (key, value) in values {
-            let bad = |what: &str| anyhow!("{}: {what}, got {value:?}", key.to_uppercase());
+            let bad = |what: &str| anyhow!("USHER_{}: {what}, got {value:?}", key.to_uppercase());
             match key.as_str() {
                 "database_url" => config.database_url = value.clone(),
                 "bind" => config.bind = value.clone(),
@@ -135,8 +135,9 @@ impl Config {
                         parse_duration(&value).ok_or_else(|| bad("expected 30s, 15m, 24h or 7d"))?
                 }
                 "import_max_bytes" => {
-                    config.import_max_bytes =
-                        value.parse().map_err(|_| bad("expected a number of bytes"))?
+                    config.import_max_bytes = value
+                        .parse()
+                        .map_err(|_| bad("expected a number of bytes"))?
                 }
                 "metrics" => {
                     config.metrics = match value.as_str() {
@@ -199,7 +200,11 @@ mod tests {
     fn environment_wins_over_the_file_and_unknowns_are_reported() {
         let loaded = Config::from_sources(
             Some("bind = \"0.0.0.0:9000\"\nplatform_name = \"Acme\"\ncolour = \"red\"\n"),
-            env(&[("USHER_PLATFORM_NAME", "Beta"), ("USHER_TYPO", "1"), ("HOME", "/")]),
+            env(&[
+                ("USHER_PLATFORM_NAME", "Beta"),
+                ("USHER_TYPO", "1"),
+                ("HOME", "/"),
+            ]),
         )
         .unwrap();
         assert_eq!(loaded.config.bind, "0.0.0.0:9000");

@@ -1,5 +1,7 @@
 //! The `usher` binary.
 
+use std::io::IsTerminal;
+
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use usher_server::cli::{self, Cli};
@@ -16,10 +18,9 @@ async fn main() -> std::process::ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_new(&loaded.config.log).unwrap_or_else(|_| EnvFilter::new("info")),
-        )
+        .with_env_filter(log_filter(&loaded.config.log))
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     for warning in &loaded.warnings {
         tracing::warn!("{warning}");
@@ -31,4 +32,15 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// The configured filter, with PostgreSQL's chatter about already-applied migrations kept out
+/// unless asked for.
+fn log_filter(configured: &str) -> EnvFilter {
+    let directives = if configured.contains("sqlx") {
+        configured.to_owned()
+    } else {
+        format!("{configured},sqlx::postgres::notice=warn")
+    };
+    EnvFilter::try_new(directives).unwrap_or_else(|_| EnvFilter::new("info"))
 }

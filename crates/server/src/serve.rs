@@ -1,6 +1,7 @@
 //! `usher serve`: open and migrate the store, create the super user on first start, serve HTTP
 //! until asked to stop.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -16,7 +17,11 @@ pub async fn open(config: &Config) -> anyhow::Result<Usher> {
     let store = usher_store::connect_and_migrate(&config.database_url)
         .await
         .with_context(|| format!("opening the store at {}", redact(&config.database_url)))?;
-    Ok(Usher::new(store, Arc::new(SystemClock), Settings::default()))
+    Ok(Usher::new(
+        store,
+        Arc::new(SystemClock),
+        Settings::default(),
+    ))
 }
 
 pub async fn run(config: Config) -> anyhow::Result<()> {
@@ -26,9 +31,14 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .context("creating the super user")?
     {
-        // Shown once, on standard output, so that the operator can log in the first time.
-        println!("Created the super user `admin` with password: {password}");
-        println!("(shown only this once; change it after logging in)");
+        // Shown once, on standard output, so that the operator can log in the first time. A
+        // closed standard output must not stop the server, hence no `println!`.
+        let mut out = std::io::stdout();
+        let _ = writeln!(
+            out,
+            "Created the super user `admin` with password: {password}"
+        );
+        let _ = writeln!(out, "(shown only this once; change it after logging in)");
     }
     let listener = tokio::net::TcpListener::bind(&config.bind)
         .await
@@ -57,8 +67,7 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let terminate = async {
-        if let Ok(mut s) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         {
             s.recv().await;
         }

@@ -52,15 +52,30 @@ mod tests {
 
     #[test]
     fn accepts_real_addresses() {
-        for good in ["jane@example.org", "a.b+c@sub.example.co.uk", "admin@localhost"] {
+        for good in [
+            "jane@example.org",
+            "a.b+c@sub.example.co.uk",
+            "admin@localhost",
+        ] {
             assert!(Email::parse(good).is_ok(), "{good}");
         }
     }
 
     #[test]
     fn refuses_malformed_addresses() {
-        for bad in ["jane", "jane@", "@example.org", "a b@c.d", "Jane <jane@example.org>", "a@@b.c"] {
-            assert_eq!(Email::parse(bad).unwrap_err()[0].code, "invalid_email", "{bad}");
+        for bad in [
+            "jane",
+            "jane@",
+            "@example.org",
+            "a b@c.d",
+            "Jane <jane@example.org>",
+            "a@@b.c",
+        ] {
+            assert_eq!(
+                Email::parse(bad).unwrap_err()[0].code,
+                "invalid_email",
+                "{bad}"
+            );
         }
     }
 

@@ -62,7 +62,14 @@ mod tests {
 
     #[test]
     fn accepts_letters_spaces_apostrophes_and_dashes() {
-        for good in ["Élodie", "Jean-Pierre", "O'Neil", "Mary Ann", "Zoë", "李小龍"] {
+        for good in [
+            "Élodie",
+            "Jean-Pierre",
+            "O'Neil",
+            "Mary Ann",
+            "Zoë",
+            "李小龍",
+        ] {
             assert!(PersonName::parse(good).is_ok(), "{good}");
         }
     }

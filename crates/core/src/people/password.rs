@@ -63,10 +63,7 @@ impl Password {
         if len < policy.min_length {
             errors.push(FieldError::new(
                 "too_short",
-                format!(
-                    "A password has at least {} characters.",
-                    policy.min_length
-                ),
+                format!("A password has at least {} characters.", policy.min_length),
             ));
         }
         if len > policy.max_length {
@@ -153,7 +150,6 @@ pub fn dummy_hash() -> &'static str {
     static DUMMY: OnceLock<String> = OnceLock::new();
     DUMMY.get_or_init(|| hash_password(&Password::unchecked("usher-dummy-password")))
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -71,7 +71,11 @@ impl Profile {
     /// characters, the others up to 255).
     pub fn normalized(mut self, errors: &mut FieldErrors) -> Self {
         for (field, name, label) in PROFILE_FIELDS {
-            let limit = if *field == ProfileField::AboutMe { 2000 } else { 255 };
+            let limit = if *field == ProfileField::AboutMe {
+                2000
+            } else {
+                255
+            };
             let slot = self.slot(*field);
             if let Some(v) = slot.take() {
                 let v = v.trim().to_owned();

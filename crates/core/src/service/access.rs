@@ -220,7 +220,9 @@ impl Usher {
         let Some(session) = self.store.session(&hash, self.clock.now()).await? else {
             return Ok(None);
         };
-        let Some(auth) = self.authenticated(session.person_id, Some(session.csrf_token)).await?
+        let Some(auth) = self
+            .authenticated(session.person_id, Some(session.csrf_token))
+            .await?
         else {
             self.store.delete_session(&hash).await?;
             return Ok(None);
@@ -289,8 +291,8 @@ impl Usher {
         if !person.password_temporary {
             let stored = self.store.password_hash(person.id).await?;
             let given = current_password.unwrap_or_default().to_owned();
-            let ok = off_runtime(move || stored.is_some_and(|h| verify_password(&h, &given)))
-                .await?;
+            let ok =
+                off_runtime(move || stored.is_some_and(|h| verify_password(&h, &given))).await?;
             if !ok {
                 errors.add(
                     "current_password",

@@ -195,7 +195,11 @@ impl Usher {
         Ok(self.store.search_people(query).await?)
     }
 
-    pub async fn roles(&self, actor: &Actor, username: &str) -> Result<Vec<Membership>, ServiceError> {
+    pub async fn roles(
+        &self,
+        actor: &Actor,
+        username: &str,
+    ) -> Result<Vec<Membership>, ServiceError> {
         let person = self.person(actor, username).await?;
         Ok(self.store.memberships(person.id).await?)
     }
@@ -287,7 +291,10 @@ impl Usher {
         if let Some(enabled) = patch.enabled {
             if !enabled && person.enabled {
                 if person.id == actor.id {
-                    return Err(ServiceError::state("self", "You cannot disable your own account."));
+                    return Err(ServiceError::state(
+                        "self",
+                        "You cannot disable your own account.",
+                    ));
                 }
                 if person.super_user {
                     return Err(ServiceError::state(
@@ -484,9 +491,13 @@ impl Usher {
     ) -> Result<(), ServiceError> {
         let person = self.find(username).await?;
         let mut errors = FieldErrors::default();
-        let Some(password) =
-            self.check_new_password(&mut errors, Some(password), None, Some(&person.username), true)
-        else {
+        let Some(password) = self.check_new_password(
+            &mut errors,
+            Some(password),
+            None,
+            Some(&person.username),
+            true,
+        ) else {
             return Err(ServiceError::Validation(errors));
         };
         let hash = off_runtime(move || hash_password(&password)).await?;
@@ -535,7 +546,11 @@ pub(crate) fn conflict_field_error(conflict: Conflict) -> FieldError {
 pub(crate) fn conflict_error(e: StoreError) -> ServiceError {
     match e {
         StoreError::Conflict(c) => {
-            let field = if c == Conflict::EmailTaken { "email" } else { "username" };
+            let field = if c == Conflict::EmailTaken {
+                "email"
+            } else {
+                "username"
+            };
             ServiceError::Conflict(FieldErrors::single(field, conflict_field_error(c)))
         }
         StoreError::NotFound => ServiceError::NotFound,
