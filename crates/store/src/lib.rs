@@ -4,7 +4,8 @@
 //! understand alike is written once and run on each backend's own native driver
 //! ([`pool::on_pool!`]), so that every query is type-checked against both; where they differ
 //! (schema, migrations, connection settings) each has its own. The contract test suite in
-//! `usher-testkit` runs every operation against both databases.
+//! `tests/contract` runs every operation against both databases, with fresh databases from
+//! [`testing`].
 
 mod pool;
 mod rows;

@@ -9,13 +9,14 @@ use usher_core::groups::Membership;
 use usher_core::people::Person;
 use usher_core::query::{Page, UserQuery};
 use usher_core::store::{
-    Conflict, LoginFailures, NewPerson, PersonUpdate, SessionRecord, Store, StoreError,
-    StoreResult,
+    Conflict, LoginFailures, NewPerson, PersonUpdate, SessionRecord, Store, StoreError, StoreResult,
 };
 
 use crate::pool::{on_pool, Pool};
 use crate::rows::{AuditRow, PersonRow};
-use crate::sql::{bind_all, order_by, person_conditions, Bind, Conditions, INSERT_AUDIT, PERSON_COLUMNS};
+use crate::sql::{
+    bind_all, order_by, person_conditions, Bind, Conditions, INSERT_AUDIT, PERSON_COLUMNS,
+};
 
 pub struct SqlStore {
     pool: Pool,
@@ -119,13 +120,18 @@ macro_rules! insert_audit {
 #[async_trait]
 impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
-        on_pool!(&self.pool, |p| sqlx::query("SELECT 1").execute(p).await.map(|_| ()))
-            .map_err(db_error)
+        on_pool!(&self.pool, |p| sqlx::query("SELECT 1")
+            .execute(p)
+            .await
+            .map(|_| ()))
+        .map_err(db_error)
     }
 
     async fn count_people(&self) -> StoreResult<u64> {
         let n: i64 = on_pool!(&self.pool, |p| {
-            sqlx::query_scalar("SELECT count(*) FROM people").fetch_one(p).await
+            sqlx::query_scalar("SELECT count(*) FROM people")
+                .fetch_one(p)
+                .await
         })
         .map_err(db_error)?;
         Ok(n as u64)
@@ -159,7 +165,12 @@ impl Store for SqlStore {
             .bind(new.email.to_lowercase())
             .bind(fold(&new.first_name))
             .bind(fold(&new.last_name))
-            .bind(search_text(&new.username, &new.first_name, &new.last_name, &new.email))
+            .bind(search_text(
+                &new.username,
+                &new.first_name,
+                &new.last_name,
+                &new.email,
+            ))
             .bind(&new.password_hash)
             .bind(new.password_temporary)
             .bind(new.enabled)
@@ -273,7 +284,12 @@ impl Store for SqlStore {
             .bind(u.email.to_lowercase())
             .bind(fold(&u.first_name))
             .bind(fold(&u.last_name))
-            .bind(search_text(&username, &u.first_name, &u.last_name, &u.email))
+            .bind(search_text(
+                &username,
+                &u.first_name,
+                &u.last_name,
+                &u.email,
+            ))
             .bind(u.enabled)
             .bind(&profile.position)
             .bind(&profile.organization)
@@ -413,7 +429,7 @@ impl Store for SqlStore {
             .bind(to_millis(s.expires_at))
             .execute(p)
             .await
-                .map(|_| ())
+            .map(|_| ())
         })
         .map_err(db_error)?;
         Ok(())

@@ -75,7 +75,9 @@ impl TestDb {
     pub async fn store(&self) -> Arc<SqlStore> {
         crate::connect_and_migrate(&self.url)
             .await
-            .unwrap_or_else(|e| panic!("cannot open the {} test database: {e}", self.backend.name()))
+            .unwrap_or_else(|e| {
+                panic!("cannot open the {} test database: {e}", self.backend.name())
+            })
     }
 
     fn create_sqlite() -> TestDb {
@@ -147,10 +149,12 @@ impl Drop for TestDb {
                     runtime.block_on(async {
                         let result = async {
                             let mut admin = connect_admin(&admin_url).await?;
-                            sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-                                .execute(&mut admin)
-                                .await
-                                .map_err(|e| e.to_string())?;
+                            sqlx::query(&format!(
+                                "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                            ))
+                            .execute(&mut admin)
+                            .await
+                            .map_err(|e| e.to_string())?;
                             let _ = admin.close().await;
                             Ok::<(), String>(())
                         }

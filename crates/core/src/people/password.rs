@@ -73,7 +73,7 @@ impl Password {
             ));
         }
         if passwords::analyzer::is_common_password(input)
-            || passwords::analyzer::is_common_password(&input.to_lowercase())
+            || passwords::analyzer::is_common_password(input.to_lowercase())
         {
             errors.push(FieldError::new(
                 "password_too_common",

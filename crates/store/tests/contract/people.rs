@@ -39,7 +39,10 @@ usher_store::on_both_backends! {
         assert_eq!(person.username, "jane.doe");
         assert_eq!(person.first_name, "Jane");
         assert_eq!(person.last_name, "Doe");
-        assert_eq!(person.email, "Jane.Doe@Example.org", "the address is kept as given");
+        assert_eq!(
+            person.email, "Jane.Doe@Example.org",
+            "the address is kept as given"
+        );
         assert!(!person.enabled);
         assert_eq!(person.kind, PersonType::External);
         assert_eq!(person.source, Source::Ldap);
@@ -57,7 +60,10 @@ usher_store::on_both_backends! {
         let store = db.store().await;
         let person = insert(&store, new_person("jane.doe", "Jane", "Doe")).await;
 
-        assert_eq!(store.person_by_id(person.id).await.unwrap(), Some(person.clone()));
+        assert_eq!(
+            store.person_by_id(person.id).await.unwrap(),
+            Some(person.clone())
+        );
         assert_eq!(
             store.person_by_username("jane.doe").await.unwrap(),
             Some(person.clone())
@@ -74,7 +80,11 @@ usher_store::on_both_backends! {
         new.email = "Jane.Doe@Example.ORG".into();
         let person = insert(&store, new).await;
 
-        for address in ["jane.doe@example.org", "JANE.DOE@EXAMPLE.ORG", "Jane.Doe@Example.ORG"] {
+        for address in [
+            "jane.doe@example.org",
+            "JANE.DOE@EXAMPLE.ORG",
+            "Jane.Doe@Example.ORG",
+        ] {
             assert_eq!(
                 store.person_by_email(address).await.unwrap().map(|p| p.id),
                 Some(person.id),
@@ -97,7 +107,10 @@ usher_store::on_both_backends! {
 
         assert_eq!(store.person_by_id(person.id + 1000).await.unwrap(), None);
         assert_eq!(store.person_by_username("nobody").await.unwrap(), None);
-        assert_eq!(store.person_by_email("nobody@example.org").await.unwrap(), None);
+        assert_eq!(
+            store.person_by_email("nobody@example.org").await.unwrap(),
+            None
+        );
         assert_eq!(store.password_hash(person.id + 1000).await.unwrap(), None);
     }
 
@@ -113,7 +126,10 @@ usher_store::on_both_backends! {
             .await
             .unwrap();
         let person = store.person_by_id(person.id).await.unwrap().unwrap();
-        assert_eq!(person.last_login_at, Some(datetime!(2026-03-05 01:02:03.987 UTC)));
+        assert_eq!(
+            person.last_login_at,
+            Some(datetime!(2026-03-05 01:02:03.987 UTC))
+        );
     }
 
     async fn the_password_hash_is_returned_only_by_its_own_method(db) {
@@ -185,9 +201,16 @@ usher_store::on_both_backends! {
         assert!(matches!(error, StoreError::Backend(_)), "{error:?}");
         assert_eq!(store.count_people().await.unwrap(), 0);
         assert_eq!(store.person_by_username("jane.doe").await.unwrap(), None);
-        assert_eq!(audit_total(&store).await, 0, "the audit entry is rolled back too");
+        assert_eq!(
+            audit_total(&store).await,
+            0,
+            "the audit entry is rolled back too"
+        );
         new.memberships.pop();
-        store.insert_person(&new, &record).await.expect("the username is still free");
+        store
+            .insert_person(&new, &record)
+            .await
+            .expect("the username is still free");
     }
 
     async fn a_taken_username_is_a_username_taken_conflict(db) {
@@ -206,7 +229,11 @@ usher_store::on_both_backends! {
             "{error:?}"
         );
         assert_eq!(store.count_people().await.unwrap(), 1);
-        assert_eq!(audit_total(&store).await, 1, "no entry for the refused insert");
+        assert_eq!(
+            audit_total(&store).await,
+            1,
+            "no entry for the refused insert"
+        );
     }
 
     async fn an_email_differing_only_in_case_is_an_email_taken_conflict(db) {
@@ -227,7 +254,11 @@ usher_store::on_both_backends! {
             "{error:?}"
         );
         assert_eq!(store.count_people().await.unwrap(), 1);
-        assert_eq!(audit_total(&store).await, 1, "no entry for the refused insert");
+        assert_eq!(
+            audit_total(&store).await,
+            1,
+            "no entry for the refused insert"
+        );
     }
 
     async fn the_username_of_a_deleted_person_stays_reserved(db) {
@@ -267,11 +298,76 @@ usher_store::on_both_backends! {
         successor.email = "jane.doe@example.org".into();
         let successor = insert(&store, successor).await;
 
-        assert_ne!(successor.id, person.id);
         assert_eq!(
-            store.person_by_email("jane.doe@example.org").await.unwrap().map(|p| p.id),
+            store
+                .person_by_email("jane.doe@example.org")
+                .await
+                .unwrap()
+                .map(|p| p.id),
             Some(successor.id)
         );
+    }
+
+    async fn the_id_of_a_deleted_person_is_never_given_again(db) {
+        let store = db.store().await;
+        insert_named(&store, "first").await;
+        let last = insert_named(&store, "last").await;
+        store
+            .delete_person(last.id, &audit(actions::USER_DELETE, "last", at(1)))
+            .await
+            .unwrap();
+
+        let next = insert_named(&store, "next").await;
+
+        assert!(next.id > last.id, "{} after {}", next.id, last.id);
+        assert_eq!(store.person_by_id(last.id).await.unwrap(), None);
+    }
+
+    async fn concurrent_inserts_all_succeed(db) {
+        let store = db.store().await;
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let new = new_person(&format!("user{i:02}"), "Con", "Current");
+                    let record = audit(actions::USER_CREATE, &new.username, T0);
+                    store.insert_person(&new, &record).await
+                })
+            })
+            .collect();
+
+        for task in tasks {
+            task.await.expect("task").expect("insert");
+        }
+        assert_eq!(store.count_people().await.unwrap(), 16);
+        assert_eq!(audit_total(&store).await, 16);
+    }
+
+    async fn concurrent_inserts_of_one_username_let_exactly_one_win(db) {
+        let store = db.store().await;
+        let tasks: Vec<_> = (0..8)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut new = new_person("same", "Con", "Current");
+                    new.email = format!("same{i}@example.org");
+                    store
+                        .insert_person(&new, &audit(actions::USER_CREATE, "same", T0))
+                        .await
+                })
+            })
+            .collect();
+
+        let mut won = 0;
+        for task in tasks {
+            match task.await.expect("task") {
+                Ok(_) => won += 1,
+                Err(StoreError::Conflict(Conflict::UsernameTaken)) => {}
+                Err(e) => panic!("expected a UsernameTaken conflict, got {e:?}"),
+            }
+        }
+        assert_eq!(won, 1);
+        assert_eq!(store.count_people().await.unwrap(), 1);
     }
 
     async fn update_person_changes_every_changeable_field(db) {
@@ -292,7 +388,11 @@ usher_store::on_both_backends! {
             password: None,
         };
         let updated = store
-            .update_person(person.id, &update, &audit(actions::USER_UPDATE, "jane.doe", at(2)))
+            .update_person(
+                person.id,
+                &update,
+                &audit(actions::USER_UPDATE, "jane.doe", at(2)),
+            )
             .await
             .unwrap();
 
@@ -308,12 +408,21 @@ usher_store::on_both_backends! {
         assert!(updated.super_user);
         assert_eq!(updated.created_at, T0);
         assert_eq!(updated.last_login_at, Some(at(1)));
-        assert_eq!(store.person_by_id(person.id).await.unwrap(), Some(updated.clone()));
         assert_eq!(
-            store.person_by_email("janet.smith@example.org").await.unwrap(),
+            store.person_by_id(person.id).await.unwrap(),
+            Some(updated.clone())
+        );
+        assert_eq!(
+            store
+                .person_by_email("janet.smith@example.org")
+                .await
+                .unwrap(),
             Some(updated)
         );
-        assert_eq!(store.person_by_email("jane.doe@example.org").await.unwrap(), None);
+        assert_eq!(
+            store.person_by_email("jane.doe@example.org").await.unwrap(),
+            None
+        );
     }
 
     async fn update_person_can_clear_the_profile(db) {
@@ -325,7 +434,11 @@ usher_store::on_both_backends! {
         let mut update = PersonUpdate::from_person(&person);
         update.profile = Profile::default();
         let updated = store
-            .update_person(person.id, &update, &audit(actions::USER_UPDATE, "jane.doe", at(1)))
+            .update_person(
+                person.id,
+                &update,
+                &audit(actions::USER_UPDATE, "jane.doe", at(1)),
+            )
             .await
             .unwrap();
 
@@ -342,13 +455,21 @@ usher_store::on_both_backends! {
         update.last_name = "Quintero".into();
         update.email = "zq@mail.test".into();
         store
-            .update_person(person.id, &update, &audit(actions::USER_UPDATE, "jdoe", at(1)))
+            .update_person(
+                person.id,
+                &update,
+                &audit(actions::USER_UPDATE, "jdoe", at(1)),
+            )
             .await
             .unwrap();
 
         assert_eq!(found(&store, &q("zoe quintero")).await, ["jdoe"]);
         assert_eq!(found(&store, &q("mail.test")).await, ["jdoe"]);
-        assert_eq!(found(&store, &q("jdoe")).await, ["jdoe"], "the username stays searchable");
+        assert_eq!(
+            found(&store, &q("jdoe")).await,
+            ["jdoe"],
+            "the username stays searchable"
+        );
         assert!(found(&store, &q("jane")).await.is_empty());
         assert!(found(&store, &q("example.org")).await.is_empty());
     }
@@ -379,11 +500,18 @@ usher_store::on_both_backends! {
         let mut update = PersonUpdate::from_person(&person);
         update.first_name = "Janet".into();
         let updated = store
-            .update_person(person.id, &update, &audit(actions::USER_UPDATE, "jane.doe", at(1)))
+            .update_person(
+                person.id,
+                &update,
+                &audit(actions::USER_UPDATE, "jane.doe", at(1)),
+            )
             .await
             .unwrap();
 
-        assert_eq!(store.password_hash(person.id).await.unwrap().as_deref(), Some("hash-1"));
+        assert_eq!(
+            store.password_hash(person.id).await.unwrap().as_deref(),
+            Some("hash-1")
+        );
         assert!(updated.has_password);
         assert!(updated.password_temporary, "the temporary flag stays too");
     }
@@ -399,7 +527,11 @@ usher_store::on_both_backends! {
             temporary: true,
         });
         let updated = store
-            .update_person(person.id, &update, &audit(actions::USER_PASSWORD_SET, "jane.doe", at(1)))
+            .update_person(
+                person.id,
+                &update,
+                &audit(actions::USER_PASSWORD_SET, "jane.doe", at(1)),
+            )
             .await
             .unwrap();
         assert!(updated.has_password);
@@ -414,12 +546,19 @@ usher_store::on_both_backends! {
             temporary: false,
         });
         let updated = store
-            .update_person(person.id, &update, &audit(actions::USER_PASSWORD_SET, "jane.doe", at(2)))
+            .update_person(
+                person.id,
+                &update,
+                &audit(actions::USER_PASSWORD_SET, "jane.doe", at(2)),
+            )
             .await
             .unwrap();
         assert!(updated.has_password);
         assert!(!updated.password_temporary);
-        assert_eq!(store.password_hash(person.id).await.unwrap().as_deref(), Some("hash-own"));
+        assert_eq!(
+            store.password_hash(person.id).await.unwrap().as_deref(),
+            Some("hash-own")
+        );
     }
 
     async fn update_person_may_change_the_case_of_its_own_email(db) {
@@ -429,7 +568,11 @@ usher_store::on_both_backends! {
         let mut update = PersonUpdate::from_person(&person);
         update.email = "JANE.DOE@example.org".into();
         let updated = store
-            .update_person(person.id, &update, &audit(actions::USER_UPDATE, "jane.doe", at(1)))
+            .update_person(
+                person.id,
+                &update,
+                &audit(actions::USER_UPDATE, "jane.doe", at(1)),
+            )
             .await
             .unwrap();
 
@@ -445,7 +588,11 @@ usher_store::on_both_backends! {
         update.first_name = "Janet".into();
         update.email = "John.Roe@EXAMPLE.org".into();
         let error = store
-            .update_person(person.id, &update, &audit(actions::USER_UPDATE, "jane.doe", at(1)))
+            .update_person(
+                person.id,
+                &update,
+                &audit(actions::USER_UPDATE, "jane.doe", at(1)),
+            )
             .await
             .unwrap_err();
 
@@ -453,7 +600,11 @@ usher_store::on_both_backends! {
             matches!(error, StoreError::Conflict(Conflict::EmailTaken)),
             "{error:?}"
         );
-        assert_eq!(store.person_by_id(person.id).await.unwrap(), Some(person), "unchanged");
+        assert_eq!(
+            store.person_by_id(person.id).await.unwrap(),
+            Some(person),
+            "unchanged"
+        );
         assert_eq!(audit_total(&store).await, 2, "only the two inserts");
     }
 
@@ -475,7 +626,11 @@ usher_store::on_both_backends! {
             .unwrap_err();
 
         assert!(matches!(error, StoreError::NotFound), "{error:?}");
-        assert_eq!(audit_total(&store).await, 2, "the insert and the delete only");
+        assert_eq!(
+            audit_total(&store).await,
+            2,
+            "the insert and the delete only"
+        );
     }
 
     async fn delete_person_removes_the_person_with_their_sessions_tokens_and_memberships(db) {
@@ -487,7 +642,10 @@ usher_store::on_both_backends! {
         other.memberships = vec![(USERS.to_owned(), "member".to_owned())];
         let other = insert(&store, other).await;
         for (hash, owner) in [("s1", person.id), ("s2", person.id), ("s3", other.id)] {
-            store.insert_session(&session(hash, owner, at(60))).await.unwrap();
+            store
+                .insert_session(&session(hash, owner, at(60)))
+                .await
+                .unwrap();
         }
         for (hash, owner) in [("t1", person.id), ("t2", other.id)] {
             store
@@ -503,7 +661,10 @@ usher_store::on_both_backends! {
 
         assert_eq!(store.person_by_id(person.id).await.unwrap(), None);
         assert_eq!(store.person_by_username("jane.doe").await.unwrap(), None);
-        assert_eq!(store.person_by_email("jane.doe@example.org").await.unwrap(), None);
+        assert_eq!(
+            store.person_by_email("jane.doe@example.org").await.unwrap(),
+            None
+        );
         assert_eq!(store.password_hash(person.id).await.unwrap(), None);
         assert_eq!(store.count_people().await.unwrap(), 1);
         assert_eq!(store.session("s1", at(3)).await.unwrap(), None);
@@ -516,7 +677,10 @@ usher_store::on_both_backends! {
         }
         // The other person keeps everything.
         assert!(store.session("s3", at(3)).await.unwrap().is_some());
-        assert_eq!(store.api_token_owner("t2", at(3)).await.unwrap(), Some(other.id));
+        assert_eq!(
+            store.api_token_owner("t2", at(3)).await.unwrap(),
+            Some(other.id)
+        );
         assert!(store.is_member(other.id, USERS).await.unwrap());
     }
 
@@ -525,13 +689,20 @@ usher_store::on_both_backends! {
         let person = insert_named(&store, "jane.doe").await;
 
         let error = store
-            .delete_person(person.id + 1000, &audit(actions::USER_DELETE, "ghost", at(1)))
+            .delete_person(
+                person.id + 1000,
+                &audit(actions::USER_DELETE, "ghost", at(1)),
+            )
             .await
             .unwrap_err();
 
         assert!(matches!(error, StoreError::NotFound), "{error:?}");
         assert_eq!(store.count_people().await.unwrap(), 1);
-        assert_eq!(audit_total(&store).await, 1, "no entry for the refused delete");
+        assert_eq!(
+            audit_total(&store).await,
+            1,
+            "no entry for the refused delete"
+        );
         store
             .delete_person(person.id, &audit(actions::USER_DELETE, "jane.doe", at(2)))
             .await
@@ -540,7 +711,10 @@ usher_store::on_both_backends! {
             .delete_person(person.id, &audit(actions::USER_DELETE, "jane.doe", at(3)))
             .await
             .unwrap_err();
-        assert!(matches!(error, StoreError::NotFound), "deleted twice: {error:?}");
+        assert!(
+            matches!(error, StoreError::NotFound),
+            "deleted twice: {error:?}"
+        );
     }
 
     async fn record_login_sets_the_last_login_time(db) {

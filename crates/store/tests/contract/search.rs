@@ -91,9 +91,21 @@ usher_store::on_both_backends! {
         insert(&store, new_person("rroe", "Richard", "Roe")).await;
 
         assert_eq!(found(&store, &q("jdo")).await, ["jdoe"], "username prefix");
-        assert_eq!(found(&store, &q("ane")).await, ["jdoe"], "inside the first name");
-        assert_eq!(found(&store, &q("oe")).await, ["jdoe", "rroe"], "both last names");
-        assert_eq!(found(&store, &q("corp.test")).await, ["jdoe"], "email domain");
+        assert_eq!(
+            found(&store, &q("ane")).await,
+            ["jdoe"],
+            "inside the first name"
+        );
+        assert_eq!(
+            found(&store, &q("oe")).await,
+            ["jdoe", "rroe"],
+            "both last names"
+        );
+        assert_eq!(
+            found(&store, &q("corp.test")).await,
+            ["jdoe"],
+            "email domain"
+        );
         assert_eq!(found(&store, &q("chard")).await, ["rroe"]);
         assert!(found(&store, &q("nobody")).await.is_empty());
     }
@@ -156,11 +168,24 @@ usher_store::on_both_backends! {
         let store = db.store().await;
         cast(&store).await;
 
-        let enabled = UserFilter { enabled: Some(true), ..Default::default() };
-        let disabled = UserFilter { enabled: Some(false), ..Default::default() };
+        let enabled = UserFilter {
+            enabled: Some(true),
+            ..Default::default()
+        };
+        let disabled = UserFilter {
+            enabled: Some(false),
+            ..Default::default()
+        };
         assert_eq!(
             filtered(&store, enabled).await,
-            ["accepted", "connected", "external", "invite", "ldap", "reinvite"]
+            [
+                "accepted",
+                "connected",
+                "external",
+                "invite",
+                "ldap",
+                "reinvite"
+            ]
         );
         assert_eq!(filtered(&store, disabled).await, ["disabled"]);
     }
@@ -169,9 +194,18 @@ usher_store::on_both_backends! {
         let store = db.store().await;
         cast(&store).await;
 
-        let connected = UserFilter { connected: Some(true), ..Default::default() };
-        let never = UserFilter { connected: Some(false), ..Default::default() };
-        assert_eq!(filtered(&store, connected).await, ["accepted", "connected", "ldap"]);
+        let connected = UserFilter {
+            connected: Some(true),
+            ..Default::default()
+        };
+        let never = UserFilter {
+            connected: Some(false),
+            ..Default::default()
+        };
+        assert_eq!(
+            filtered(&store, connected).await,
+            ["accepted", "connected", "ldap"]
+        );
         assert_eq!(
             filtered(&store, never).await,
             ["disabled", "external", "invite", "reinvite"]
@@ -182,7 +216,10 @@ usher_store::on_both_backends! {
         let store = db.store().await;
         cast(&store).await;
 
-        let by = |e| UserFilter { enrollment: Some(e), ..Default::default() };
+        let by = |e| UserFilter {
+            enrollment: Some(e),
+            ..Default::default()
+        };
         assert_eq!(
             filtered(&store, by(EnrollmentFilter::Enrolled)).await,
             ["accepted", "reinvite"]
@@ -200,13 +237,22 @@ usher_store::on_both_backends! {
     async fn the_enrollment_filter_agrees_with_each_persons_enrollment(db) {
         let store = db.store().await;
         cast(&store).await;
-        let everyone = store.search_people(&query(UserFilter::default())).await.unwrap();
+        let everyone = store
+            .search_people(&query(UserFilter::default()))
+            .await
+            .unwrap();
         assert_eq!(everyone.total, 7);
 
         for (filter, statuses) in [
-            (EnrollmentFilter::Enrolled, &[Enrollment::Reinvite, Enrollment::Accepted][..]),
+            (
+                EnrollmentFilter::Enrolled,
+                &[Enrollment::Reinvite, Enrollment::Accepted][..],
+            ),
             (EnrollmentFilter::NeverEnrolled, &[Enrollment::Invite][..]),
-            (EnrollmentFilter::NotPossible, &[Enrollment::Connected, Enrollment::NotPossible][..]),
+            (
+                EnrollmentFilter::NotPossible,
+                &[Enrollment::Connected, Enrollment::NotPossible][..],
+            ),
         ] {
             let mut expected: Vec<String> = everyone
                 .items
@@ -215,7 +261,10 @@ usher_store::on_both_backends! {
                 .map(|p| p.username.clone())
                 .collect();
             expected.sort();
-            let filter_value = UserFilter { enrollment: Some(filter), ..Default::default() };
+            let filter_value = UserFilter {
+                enrollment: Some(filter),
+                ..Default::default()
+            };
             assert_eq!(filtered(&store, filter_value).await, expected, "{filter:?}");
         }
     }
@@ -224,12 +273,25 @@ usher_store::on_both_backends! {
         let store = db.store().await;
         cast(&store).await;
 
-        let external = UserFilter { kind: Some(PersonType::External), ..Default::default() };
-        let internal = UserFilter { kind: Some(PersonType::Internal), ..Default::default() };
+        let external = UserFilter {
+            kind: Some(PersonType::External),
+            ..Default::default()
+        };
+        let internal = UserFilter {
+            kind: Some(PersonType::Internal),
+            ..Default::default()
+        };
         assert_eq!(filtered(&store, external).await, ["external"]);
         assert_eq!(
             filtered(&store, internal).await,
-            ["accepted", "connected", "disabled", "invite", "ldap", "reinvite"]
+            [
+                "accepted",
+                "connected",
+                "disabled",
+                "invite",
+                "ldap",
+                "reinvite"
+            ]
         );
     }
 
@@ -237,12 +299,25 @@ usher_store::on_both_backends! {
         let store = db.store().await;
         cast(&store).await;
 
-        let ldap = UserFilter { source: Some(Source::Ldap), ..Default::default() };
-        let internal = UserFilter { source: Some(Source::Internal), ..Default::default() };
+        let ldap = UserFilter {
+            source: Some(Source::Ldap),
+            ..Default::default()
+        };
+        let internal = UserFilter {
+            source: Some(Source::Internal),
+            ..Default::default()
+        };
         assert_eq!(filtered(&store, ldap).await, ["ldap"]);
         assert_eq!(
             filtered(&store, internal).await,
-            ["accepted", "connected", "disabled", "external", "invite", "reinvite"]
+            [
+                "accepted",
+                "connected",
+                "disabled",
+                "external",
+                "invite",
+                "reinvite"
+            ]
         );
     }
 
@@ -255,18 +330,33 @@ usher_store::on_both_backends! {
             connected: Some(false),
             ..Default::default()
         };
-        assert_eq!(filtered(&store, f.clone()).await, ["external", "invite", "reinvite"]);
+        assert_eq!(
+            filtered(&store, f.clone()).await,
+            ["external", "invite", "reinvite"]
+        );
 
-        let f = UserFilter { kind: Some(PersonType::Internal), ..f };
+        let f = UserFilter {
+            kind: Some(PersonType::Internal),
+            ..f
+        };
         assert_eq!(filtered(&store, f.clone()).await, ["invite", "reinvite"]);
 
-        let f = UserFilter { q: Some("VITE".into()), ..f };
+        let f = UserFilter {
+            q: Some("VITE".into()),
+            ..f
+        };
         assert_eq!(filtered(&store, f.clone()).await, ["invite", "reinvite"]);
 
-        let f = UserFilter { enrollment: Some(EnrollmentFilter::Enrolled), ..f };
+        let f = UserFilter {
+            enrollment: Some(EnrollmentFilter::Enrolled),
+            ..f
+        };
         assert_eq!(filtered(&store, f.clone()).await, ["reinvite"]);
 
-        let f = UserFilter { source: Some(Source::Ldap), ..f };
+        let f = UserFilter {
+            source: Some(Source::Ldap),
+            ..f
+        };
         assert!(filtered(&store, f).await.is_empty());
 
         let f = UserFilter {
@@ -291,7 +381,10 @@ usher_store::on_both_backends! {
         let store = db.store().await;
         cast(&store).await;
 
-        let mut query = query(UserFilter { enabled: Some(true), ..Default::default() });
+        let mut query = query(UserFilter {
+            enabled: Some(true),
+            ..Default::default()
+        });
         query.limit = 2;
         let page = store.search_people(&query).await.unwrap();
 
@@ -330,13 +423,23 @@ usher_store::on_both_backends! {
             let mut descending = ascending;
             descending.reverse();
             assert_eq!(sorted(&store, column, false).await, ascending, "{column:?}");
-            assert_eq!(sorted(&store, column, true).await, descending, "-{column:?}");
+            assert_eq!(
+                sorted(&store, column, true).await,
+                descending,
+                "-{column:?}"
+            );
         }
     }
 
     async fn people_who_never_logged_in_sort_last_in_both_directions(db) {
         let store = db.store().await;
-        for (username, login) in [("a", None), ("b", Some(5)), ("c", Some(10)), ("d", None), ("e", Some(7))] {
+        for (username, login) in [
+            ("a", None),
+            ("b", Some(5)),
+            ("c", Some(10)),
+            ("d", None),
+            ("e", Some(7)),
+        ] {
             let person = insert_named(&store, username).await;
             if let Some(minutes) = login {
                 store.record_login(person.id, at(minutes)).await.unwrap();
@@ -360,7 +463,11 @@ usher_store::on_both_backends! {
             insert(&store, new_person(&format!("user{i}"), "Same", "Name")).await;
         }
 
-        for column in [SortColumn::FirstName, SortColumn::LastName, SortColumn::CreatedAt] {
+        for column in [
+            SortColumn::FirstName,
+            SortColumn::LastName,
+            SortColumn::CreatedAt,
+        ] {
             for descending in [false, true] {
                 let mut seen = Vec::new();
                 for offset in (0..5).step_by(2) {
@@ -394,7 +501,10 @@ usher_store::on_both_backends! {
         let mut seen = Vec::new();
         for (offset, size) in [(0, 10), (10, 10), (20, 5)] {
             let query = UserQuery {
-                sort: Sort { column: SortColumn::Username, descending: false },
+                sort: Sort {
+                    column: SortColumn::Username,
+                    descending: false,
+                },
                 limit: 10,
                 offset,
                 ..UserQuery::default()
@@ -414,14 +524,21 @@ usher_store::on_both_backends! {
         }
 
         for offset in [5, 6, 1000, u64::MAX] {
-            let query = UserQuery { limit: 10, offset, ..UserQuery::default() };
+            let query = UserQuery {
+                limit: 10,
+                offset,
+                ..UserQuery::default()
+            };
             let page = store.search_people(&query).await.unwrap();
             assert!(page.items.is_empty(), "offset {offset}");
             assert_eq!(page.total, 5, "offset {offset}");
         }
 
         let query = UserQuery {
-            filter: UserFilter { q: Some("user3".into()), ..Default::default() },
+            filter: UserFilter {
+                q: Some("user3".into()),
+                ..Default::default()
+            },
             limit: 10,
             offset: 1,
             ..UserQuery::default()
