@@ -43,6 +43,9 @@ pub mod actions {
     pub const USER_ENABLE: &str = "user.enable";
     pub const USER_DELETE: &str = "user.delete";
     pub const USER_PASSWORD_SET: &str = "user.password_set";
+    pub const USER_INVITE: &str = "user.invite";
+    pub const USER_JOIN: &str = "user.join";
+    pub const USER_PASSWORD_RESET: &str = "user.password_reset";
     pub const TOKEN_CREATE: &str = "token.create";
     pub const ALL: &[&str] = &[
         USER_CREATE,
@@ -51,6 +54,9 @@ pub mod actions {
         USER_ENABLE,
         USER_DELETE,
         USER_PASSWORD_SET,
+        USER_INVITE,
+        USER_JOIN,
+        USER_PASSWORD_RESET,
         TOKEN_CREATE,
     ];
 }

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::groups::Membership;
+use crate::mail::{Delivery, NewOutboxMessage, OutboxMessage};
 use crate::people::{Person, PersonType, Profile, Source};
 use crate::query::{Page, UserQuery};
 
@@ -101,6 +102,57 @@ pub struct LoginFailures {
     pub last_at: OffsetDateTime,
 }
 
+/// What a single-use link is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenKind {
+    Invitation,
+    PasswordReset,
+}
+
+impl TokenKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Invitation => "invitation",
+            Self::PasswordReset => "password_reset",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "invitation" => Some(Self::Invitation),
+            "password_reset" => Some(Self::PasswordReset),
+            _ => None,
+        }
+    }
+}
+
+/// A link token to store; only its hash is kept.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    pub hash: String,
+    pub kind: TokenKind,
+    pub person_id: i64,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub hash: String,
+    pub kind: TokenKind,
+    pub person_id: i64,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub used_at: Option<OffsetDateTime>,
+}
+
+impl TokenRecord {
+    /// Usable: not used and not expired at `now`.
+    pub fn is_live(&self, now: OffsetDateTime) -> bool {
+        self.used_at.is_none() && now < self.expires_at
+    }
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Succeeds when the store answers (readiness).
@@ -128,6 +180,17 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         update: &PersonUpdate,
         audit: &AuditRecord,
+    ) -> StoreResult<Person> {
+        self.update_person_notifying(id, update, audit, &[]).await
+    }
+
+    /// The same, queuing `notices` (emails telling the person) in the same transaction.
+    async fn update_person_notifying(
+        &self,
+        id: i64,
+        update: &PersonUpdate,
+        audit: &AuditRecord,
+        notices: &[NewOutboxMessage],
     ) -> StoreResult<Person>;
 
     /// Deletes a person, their memberships, sessions and tokens; the username stays reserved.
@@ -175,6 +238,67 @@ pub trait Store: Send + Sync + 'static {
     /// Adds one failure and returns the new count.
     async fn record_login_failure(&self, key: &str, at: OffsetDateTime) -> StoreResult<u32>;
     async fn clear_login_failures(&self, key: &str) -> StoreResult<()>;
+
+    /// Records an invitation in one transaction: the person's earlier unused invitation links
+    /// stop working, the new token is stored, `invited_at` is set to the token's creation,
+    /// the message is queued and becomes the person's invitation message, the audit written.
+    async fn record_invitation(
+        &self,
+        token: &NewToken,
+        message: &NewOutboxMessage,
+        audit: &AuditRecord,
+    ) -> StoreResult<()>;
+
+    /// Stores a password-reset token (earlier unused ones of the person stop working) and
+    /// queues its message, in one transaction.
+    async fn record_password_reset(
+        &self,
+        token: &NewToken,
+        message: &NewOutboxMessage,
+    ) -> StoreResult<()>;
+
+    /// Queues a message on its own (notices).
+    async fn queue_message(&self, message: &NewOutboxMessage) -> StoreResult<i64>;
+
+    /// The token with this hash, whatever its state.
+    async fn token(&self, hash: &str) -> StoreResult<Option<TokenRecord>>;
+
+    /// Sets a password through a link, in one transaction: the token must be of `kind`, unused
+    /// and unexpired at `at` (else `NotFound`); the password is set (not temporary), `joined_at`
+    /// recorded for an invitation, and every token of that kind of the person is used up.
+    /// Returns the person's id.
+    async fn redeem_token(
+        &self,
+        hash: &str,
+        kind: TokenKind,
+        password_hash: &str,
+        at: OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> StoreResult<i64>;
+
+    /// Claims up to `limit` queued messages due at `now` for delivery. A claimed message is
+    /// not due again before `lease_until`, so that a worker that dies mid-send only delays
+    /// it; several workers (nodes) never claim the same message at once.
+    async fn claim_messages(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+        lease_until: OffsetDateTime,
+    ) -> StoreResult<Vec<OutboxMessage>>;
+
+    /// Marks a message delivered and forgets its bodies (they hold clear links).
+    async fn message_sent(&self, id: i64, at: OffsetDateTime) -> StoreResult<()>;
+
+    /// Records a failed attempt: retried at `retry_at`, or given up (`None`, bodies forgotten).
+    async fn message_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()>;
+
+    /// How a message's delivery stands.
+    async fn message_delivery(&self, id: i64) -> StoreResult<Option<Delivery>>;
 
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()>;
     /// Entries newest first, with the exact total of the filter.

@@ -2,6 +2,7 @@
 
 use usher_core::audit::AuditEntry;
 use usher_core::clock::from_millis;
+use usher_core::mail::{Delivery, DeliveryState};
 use usher_core::people::{Person, PersonType, Profile, Source};
 
 use crate::sql_store::backend;
@@ -31,6 +32,10 @@ pub struct PersonRow {
     manager: Option<String>,
     about_me: Option<String>,
     time_zone: Option<String>,
+    invitation_state: Option<String>,
+    invitation_attempts: Option<i64>,
+    invitation_error: Option<String>,
+    invitation_sent_at: Option<i64>,
 }
 
 impl TryFrom<PersonRow> for Person {
@@ -65,6 +70,19 @@ impl TryFrom<PersonRow> for Person {
                 about_me: r.about_me,
                 time_zone: r.time_zone,
             },
+            invitation_delivery: r
+                .invitation_state
+                .as_deref()
+                .and_then(DeliveryState::parse)
+                .map(|state| Delivery {
+                    state,
+                    attempts: r
+                        .invitation_attempts
+                        .unwrap_or(0)
+                        .clamp(0, i64::from(u32::MAX)) as u32,
+                    last_error: r.invitation_error,
+                    sent_at: r.invitation_sent_at.map(from_millis),
+                }),
         })
     }
 }

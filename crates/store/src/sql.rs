@@ -5,10 +5,37 @@ use usher_core::query::{EnrollmentFilter, Sort, SortColumn, UserFilter};
 pub const PERSON_COLUMNS: &str = "id, username, first_name, last_name, email, enabled, kind, \
     source, super_user, created_at, last_login_at, invited_at, joined_at, \
     password_hash IS NOT NULL AS has_password, password_temporary, position, organization, \
-    department, location, phone, manager, about_me, time_zone";
+    department, location, phone, manager, about_me, time_zone, invitation_state, \
+    invitation_attempts, invitation_error, invitation_sent_at";
+
+/// People with the delivery state of their last invitation (a view joining the outbox).
+pub const PEOPLE_VIEW: &str = "people_with_delivery";
 
 pub const INSERT_AUDIT: &str =
     "INSERT INTO audit_log (at, actor, action, target, details) VALUES ($1, $2, $3, $4, $5)";
+
+pub const INSERT_MESSAGE: &str = "INSERT INTO outbox (recipient, template, subject, body_text, \
+    body_html, person_id, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
+    RETURNING id";
+
+/// Inserts a [`usher_core::mail::NewOutboxMessage`] with any executor of either backend,
+/// returning its id.
+macro_rules! insert_message {
+    ($executor:expr, $m:expr) => {
+        sqlx::query_scalar::<_, i64>($crate::sql::INSERT_MESSAGE)
+            .bind(&$m.recipient)
+            .bind($m.template.as_str())
+            .bind(&$m.mail.subject)
+            .bind(&$m.mail.text)
+            .bind(&$m.mail.html)
+            .bind($m.person_id)
+            .bind(::usher_core::clock::to_millis($m.created_at))
+            .fetch_one($executor)
+            .await
+            .map_err($crate::sql_store::db_error)
+    };
+}
+pub(crate) use insert_message;
 
 /// A value bound to a placeholder of dynamically built SQL.
 #[derive(Debug, Clone)]

@@ -6,16 +6,19 @@ use usher_core::audit::{AuditEntry, AuditFilter, AuditRecord};
 use usher_core::clock::to_millis;
 use usher_core::fold::{fold, search_text};
 use usher_core::groups::Membership;
+use usher_core::mail::{Delivery, NewOutboxMessage, OutboxMessage};
 use usher_core::people::Person;
 use usher_core::query::{Page, UserQuery};
 use usher_core::store::{
-    Conflict, LoginFailures, NewPerson, PersonUpdate, SessionRecord, Store, StoreError, StoreResult,
+    Conflict, LoginFailures, NewPerson, NewToken, PersonUpdate, SessionRecord, Store, StoreError,
+    StoreResult, TokenKind, TokenRecord,
 };
 
 use crate::pool::{on_pool, Pool};
 use crate::rows::{AuditRow, PersonRow};
 use crate::sql::{
-    bind_all, order_by, person_conditions, Bind, Conditions, INSERT_AUDIT, PERSON_COLUMNS,
+    bind_all, insert_message, order_by, person_conditions, Bind, Conditions, INSERT_AUDIT,
+    PEOPLE_VIEW, PERSON_COLUMNS,
 };
 
 pub struct SqlStore {
@@ -27,7 +30,7 @@ pub(crate) fn backend(message: impl Into<String>) -> StoreError {
 }
 
 /// Maps driver errors, turning unique violations into the conflict they mean.
-fn db_error(e: sqlx::Error) -> StoreError {
+pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
     if let sqlx::Error::Database(db) = &e {
         if db.is_unique_violation() {
             let what = format!("{} {}", db.constraint().unwrap_or_default(), db.message());
@@ -46,7 +49,7 @@ fn db_error(e: sqlx::Error) -> StoreError {
 }
 
 /// How each backend begins a transaction that writes.
-trait WriteTransaction: sqlx::Database {
+pub(crate) trait WriteTransaction: sqlx::Database {
     const BEGIN: &'static str;
 }
 
@@ -61,14 +64,14 @@ impl WriteTransaction for sqlx::Postgres {
     const BEGIN: &'static str = "BEGIN";
 }
 
-async fn begin_write<DB: WriteTransaction>(
+pub(crate) async fn begin_write<DB: WriteTransaction>(
     pool: &sqlx::Pool<DB>,
 ) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
     pool.begin_with(DB::BEGIN).await
 }
 
 fn select_person(condition: &str) -> String {
-    format!("SELECT {PERSON_COLUMNS} FROM people WHERE {condition}")
+    format!("SELECT {PERSON_COLUMNS} FROM {PEOPLE_VIEW} WHERE {condition}")
 }
 
 impl SqlStore {
@@ -116,6 +119,8 @@ macro_rules! insert_audit {
             .map(|_| ())
     };
 }
+
+mod outbox;
 
 #[async_trait]
 impl Store for SqlStore {
@@ -247,11 +252,12 @@ impl Store for SqlStore {
         Ok(hash.flatten())
     }
 
-    async fn update_person(
+    async fn update_person_notifying(
         &self,
         id: i64,
         u: &PersonUpdate,
         audit: &AuditRecord,
+        notices: &[NewOutboxMessage],
     ) -> StoreResult<Person> {
         let profile = &u.profile;
         let (password_hash, temporary) = match &u.password {
@@ -305,6 +311,9 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
+            for notice in notices {
+                insert_message!(&mut *tx, notice)?;
+            }
             insert_audit!(&mut *tx, audit).map_err(db_error)?;
             tx.commit().await.map_err(db_error)
         })?;
@@ -344,7 +353,7 @@ impl Store for SqlStore {
         binds.push(Bind::Int(i64::from(query.limit)));
         binds.push(Bind::Int(i64::try_from(query.offset).unwrap_or(i64::MAX)));
         let page_sql = format!(
-            "SELECT {PERSON_COLUMNS} FROM people{where_clause}{} LIMIT {limit_placeholder} OFFSET {offset_placeholder}",
+            "SELECT {PERSON_COLUMNS} FROM {PEOPLE_VIEW}{where_clause}{} LIMIT {limit_placeholder} OFFSET {offset_placeholder}",
             order_by(query.sort)
         );
         let (total, rows): (i64, Vec<PersonRow>) = on_pool!(&self.pool, |p| {
@@ -576,6 +585,69 @@ impl Store for SqlStore {
         })
         .map_err(db_error)?;
         Ok(())
+    }
+
+    async fn record_invitation(
+        &self,
+        token: &NewToken,
+        message: &NewOutboxMessage,
+        audit: &AuditRecord,
+    ) -> StoreResult<()> {
+        self.record_token_and_message(token, message, Some(audit))
+            .await
+    }
+
+    async fn record_password_reset(
+        &self,
+        token: &NewToken,
+        message: &NewOutboxMessage,
+    ) -> StoreResult<()> {
+        self.record_token_and_message(token, message, None).await
+    }
+
+    async fn queue_message(&self, message: &NewOutboxMessage) -> StoreResult<i64> {
+        self.insert_message(message).await
+    }
+
+    async fn token(&self, hash: &str) -> StoreResult<Option<TokenRecord>> {
+        self.find_token(hash).await
+    }
+
+    async fn redeem_token(
+        &self,
+        hash: &str,
+        kind: TokenKind,
+        password_hash: &str,
+        at: OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> StoreResult<i64> {
+        self.redeem(hash, kind, password_hash, at, audit).await
+    }
+
+    async fn claim_messages(
+        &self,
+        now: OffsetDateTime,
+        limit: u32,
+        lease_until: OffsetDateTime,
+    ) -> StoreResult<Vec<OutboxMessage>> {
+        self.claim(now, limit, lease_until).await
+    }
+
+    async fn message_sent(&self, id: i64, at: OffsetDateTime) -> StoreResult<()> {
+        self.mark_sent(id, at).await
+    }
+
+    async fn message_failed(
+        &self,
+        id: i64,
+        error: &str,
+        retry_at: Option<OffsetDateTime>,
+    ) -> StoreResult<()> {
+        self.mark_failed(id, error, retry_at).await
+    }
+
+    async fn message_delivery(&self, id: i64) -> StoreResult<Option<Delivery>> {
+        self.delivery(id).await
     }
 
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()> {

@@ -17,3 +17,5 @@ mod people;
 mod search;
 #[path = "contract/sessions.rs"]
 mod sessions;
+#[path = "contract/tokens.rs"]
+mod tokens;

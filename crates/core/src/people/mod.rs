@@ -14,6 +14,6 @@ pub use name::PersonName;
 pub use password::{
     dummy_hash, hash_password, verify_password, Password, PasswordPolicy, ARGON2_PARAMETERS,
 };
-pub use person::{Enrollment, InvitationDelivery, Person, PersonType, Source};
+pub use person::{Enrollment, Person, PersonType, Source};
 pub use profile::{Profile, ProfileField, PROFILE_FIELDS};
 pub use username::{suggest_username, Username, RESERVED_USERNAMES, SUPER_USER};

@@ -2,6 +2,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::Profile;
+use crate::mail::Delivery;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -91,15 +92,6 @@ impl Enrollment {
     }
 }
 
-/// Delivery state of the last invitation email.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum InvitationDelivery {
-    Queued,
-    Sent,
-    Failed,
-}
-
 /// A person as stored. Values here were validated when written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Person {
@@ -120,6 +112,8 @@ pub struct Person {
     /// Set by someone else: the person must choose their own at the next login.
     pub password_temporary: bool,
     pub profile: Profile,
+    /// How the last invitation email stands, if one was sent.
+    pub invitation_delivery: Option<Delivery>,
 }
 
 impl Person {
@@ -162,6 +156,7 @@ mod tests {
             has_password: false,
             password_temporary: false,
             profile: Profile::default(),
+            invitation_delivery: None,
         }
     }
 

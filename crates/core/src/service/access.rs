@@ -19,8 +19,6 @@ use crate::token::{hash_token, new_token};
 /// Failures on one account after which each attempt must wait (doubling, up to a minute).
 const FREE_FAILURES: u32 = 5;
 const MAX_ACCOUNT_DELAY_SECS: i64 = 60;
-/// Failures from one client address in a minute after which it gets 429.
-const CLIENT_FAILURES_PER_MINUTE: usize = 30;
 
 #[derive(Debug)]
 pub struct LoginSuccess {
@@ -60,14 +58,22 @@ pub struct Authenticated {
     pub csrf_token: Option<String>,
 }
 
-/// Failed logins per client address over the last minute. Kept in memory: each node throttles
-/// the clients it sees, which is what protects that node.
-#[derive(Default)]
+/// Events (failed logins, reset requests) per client address over the last minute, refused
+/// past a limit. Kept in memory: each node throttles the clients it sees, which is what
+/// protects that node.
 pub struct ClientThrottle {
+    per_minute: usize,
     failures: Mutex<HashMap<String, VecDeque<OffsetDateTime>>>,
 }
 
 impl ClientThrottle {
+    pub fn new(per_minute: usize) -> Self {
+        Self {
+            per_minute,
+            failures: Mutex::default(),
+        }
+    }
+
     fn prune(queue: &mut VecDeque<OffsetDateTime>, now: OffsetDateTime) {
         while queue
             .front()
@@ -78,11 +84,11 @@ impl ClientThrottle {
     }
 
     /// Seconds to wait when the client is over its limit.
-    fn check(&self, client: &str, now: OffsetDateTime) -> Option<u64> {
+    pub(crate) fn check(&self, client: &str, now: OffsetDateTime) -> Option<u64> {
         let mut map = self.failures.lock().expect("throttle lock");
         let queue = map.get_mut(client)?;
         Self::prune(queue, now);
-        if queue.len() >= CLIENT_FAILURES_PER_MINUTE {
+        if queue.len() >= self.per_minute {
             let oldest = *queue.front()?;
             let wait = (oldest + Duration::minutes(1) - now).whole_seconds().max(1);
             Some(wait as u64)
@@ -91,7 +97,7 @@ impl ClientThrottle {
         }
     }
 
-    fn record(&self, client: &str, now: OffsetDateTime) {
+    pub(crate) fn record(&self, client: &str, now: OffsetDateTime) {
         let mut map = self.failures.lock().expect("throttle lock");
         // Bound memory under a flood of distinct addresses.
         if map.len() > 100_000 {
@@ -191,7 +197,7 @@ impl Usher {
         Ok(None)
     }
 
-    async fn open_session(
+    pub(crate) async fn open_session(
         &self,
         person_id: i64,
     ) -> Result<(String, String, OffsetDateTime), ServiceError> {

@@ -4,17 +4,22 @@
 
 mod access;
 mod audit_log;
+mod invitations;
 mod people;
 
 use std::sync::Arc;
 
 use time::Duration;
 
+use tokio::sync::Notify;
+
 use crate::clock::Clock;
+use crate::mail::Composer;
 use crate::people::PasswordPolicy;
 use crate::store::Store;
 
 pub use access::{Authenticated, ClientThrottle, LoginError, LoginSuccess};
+pub use invitations::{check_invitable, LinkHolder};
 pub use people::{CreatePerson, PatchPerson, Suggestion};
 
 /// Who is acting. Built by the access layer from a session or an API token.
@@ -43,6 +48,11 @@ impl Actor {
 pub struct Settings {
     pub password_policy: PasswordPolicy,
     pub session_ttl: Duration,
+    /// Lifetime of invitation and reset links.
+    pub link_ttl: Duration,
+    /// Base of the links in emails, without a trailing slash.
+    pub public_url: String,
+    pub platform_name: String,
 }
 
 impl Default for Settings {
@@ -50,26 +60,41 @@ impl Default for Settings {
         Self {
             password_policy: PasswordPolicy::default(),
             session_ttl: Duration::hours(12),
+            link_ttl: Duration::hours(24),
+            public_url: "http://127.0.0.1:8080".into(),
+            platform_name: "Usher".into(),
         }
     }
 }
 
-/// The services, sharing one store and one clock.
+/// The services, sharing one store, one clock and one mail composer.
 #[derive(Clone)]
 pub struct Usher {
     pub store: Arc<dyn Store>,
     pub clock: Arc<dyn Clock>,
     pub settings: Arc<Settings>,
+    pub composer: Arc<dyn Composer>,
+    /// Poked whenever a message is queued, so that the outbox worker sends it at once.
+    pub outbox_signal: Arc<Notify>,
     client_throttle: Arc<ClientThrottle>,
+    reset_throttle: Arc<ClientThrottle>,
 }
 
 impl Usher {
-    pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, settings: Settings) -> Self {
+    pub fn new(
+        store: Arc<dyn Store>,
+        clock: Arc<dyn Clock>,
+        settings: Settings,
+        composer: Arc<dyn Composer>,
+    ) -> Self {
         Self {
             store,
             clock,
             settings: Arc::new(settings),
-            client_throttle: Arc::new(ClientThrottle::default()),
+            composer,
+            outbox_signal: Arc::new(Notify::new()),
+            client_throttle: Arc::new(ClientThrottle::new(30)),
+            reset_throttle: Arc::new(ClientThrottle::new(10)),
         }
     }
 }

@@ -341,11 +341,19 @@ impl Usher {
             target: Some(person.username.clone()),
             details: json!({ "before": before, "after": after }),
         };
+        let notices = self.change_notices(
+            &person,
+            new_email.as_ref().map(Email::as_str),
+            password_changed,
+        );
         let updated = self
             .store
-            .update_person(person.id, &update, &audit)
+            .update_person_notifying(person.id, &update, &audit, &notices)
             .await
             .map_err(conflict_error)?;
+        if !notices.is_empty() {
+            self.outbox_signal.notify_one();
+        }
         if !updated.enabled || password_changed {
             self.store.delete_sessions_of(person.id, None).await?;
         }
