@@ -10,7 +10,11 @@ use crate::config::Config;
 use crate::serve;
 
 #[derive(Parser)]
-#[command(name = "usher", version, about = "User management for a collaboration platform")]
+#[command(
+    name = "usher",
+    version,
+    about = "User management for a collaboration platform"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -72,7 +76,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
         Command::Serve => serve::run(config).await,
         Command::Migrate => {
             serve::open(&config).await?;
-            eprintln!("The store at {} is up to date.", serve::redact(&config.database_url));
+            eprintln!(
+                "The store at {} is up to date.",
+                serve::redact(&config.database_url)
+            );
             Ok(())
         }
         Command::Admin { command } => {
@@ -87,7 +94,13 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
                 } => {
                     let password = read_password(password_stdin)?;
                     let person = usher
-                        .create_admin_from_shell(&username, &email, &first_name, &last_name, &password)
+                        .create_admin_from_shell(
+                            &username,
+                            &email,
+                            &first_name,
+                            &last_name,
+                            &password,
+                        )
                         .await
                         .map_err(explain)?;
                     eprintln!("Created administrator {}.", person.username);
@@ -110,7 +123,10 @@ pub async fn run(cli: Cli, config: Config) -> anyhow::Result<()> {
             command: TokenCommand::Create { username, name },
         } => {
             let usher = serve::open(&config).await?;
-            let token = usher.create_api_token(&username, &name).await.map_err(explain)?;
+            let token = usher
+                .create_api_token(&username, &name)
+                .await
+                .map_err(explain)?;
             println!("{token}");
             Ok(())
         }

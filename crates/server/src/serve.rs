@@ -6,21 +6,48 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use usher_core::clock::SystemClock;
+use usher_core::clock::{Clock, SystemClock};
 use usher_core::service::{Settings, Usher};
+use usher_core::store::Store;
 
 use crate::config::Config;
 use crate::http::{router, AppState};
+use crate::mail::{
+    default_data_dir, spawn_worker, transport_from_config, AskamaComposer, WorkerHandle,
+    WorkerOptions,
+};
 
 /// Opens the store named by the configuration and builds the services over it.
 pub async fn open(config: &Config) -> anyhow::Result<Usher> {
     let store = usher_store::connect_and_migrate(&config.database_url)
         .await
         .with_context(|| format!("opening the store at {}", redact(&config.database_url)))?;
-    Ok(Usher::new(
-        store,
-        Arc::new(SystemClock),
-        Settings::default(),
+    Ok(services(store, Arc::new(SystemClock), config))
+}
+
+/// The services over a store, configured as `config` says.
+pub fn services(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: &Config) -> Usher {
+    let composer = Arc::new(AskamaComposer::new(&config.platform_name, clock.clone()));
+    let settings = Settings {
+        link_ttl: time::Duration::try_from(config.invitation_ttl)
+            .unwrap_or(time::Duration::hours(24)),
+        public_url: config.public_url.trim_end_matches('/').to_owned(),
+        platform_name: config.platform_name.clone(),
+        ..Settings::default()
+    };
+    Usher::new(store, clock, settings, composer)
+}
+
+/// Starts the mail outbox worker with the transport the configuration asks for.
+pub fn start_mail_worker(usher: &Usher, config: &Config) -> anyhow::Result<WorkerHandle> {
+    let transport = transport_from_config(config, &default_data_dir(config))
+        .context("setting up mail delivery")?;
+    Ok(spawn_worker(
+        usher.store.clone(),
+        transport,
+        usher.clock.clone(),
+        usher.outbox_signal.clone(),
+        WorkerOptions::default(),
     ))
 }
 
@@ -40,6 +67,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
         let _ = writeln!(out, "(shown only this once; change it after logging in)");
     }
+    let mail_worker = start_mail_worker(&usher, &config)?;
     let listener = tokio::net::TcpListener::bind(&config.bind)
         .await
         .with_context(|| format!("listening on {}", config.bind))?;
@@ -58,7 +86,9 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     )
     .with_graceful_shutdown(shutdown_signal())
     .await
-    .context("serving HTTP")
+    .context("serving HTTP")?;
+    mail_worker.shutdown().await;
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -2,6 +2,8 @@
 //! database (SQLite or PostgreSQL, from `usher_store::testing`) with a [`ManualClock`], and
 //! [`Api`] is a small JSON client for it.
 
+pub mod smtp;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -9,7 +11,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use time::macros::datetime;
 use usher_core::clock::ManualClock;
-use usher_core::service::{Settings, Usher};
+use usher_core::service::Usher;
 use usher_server::{router, AppState, Config};
 pub use usher_store::on_both_backends;
 pub use usher_store::testing::{TestBackend, TestDb};
@@ -26,11 +28,14 @@ pub struct TestApp {
     pub clock: Arc<ManualClock>,
     pub db: TestDb,
     server: tokio::task::JoinHandle<()>,
+    mail_worker: Option<usher_server::mail::WorkerHandle>,
 }
 
 impl Drop for TestApp {
     fn drop(&mut self) {
         self.server.abort();
+        // The worker ends with the test's runtime; dropping the handle detaches it.
+        drop(self.mail_worker.take());
     }
 }
 
@@ -40,26 +45,37 @@ impl TestApp {
         Self::spawn_with(db, |_| {}).await
     }
 
-    /// The same, after `adjust` changed the configuration.
+    /// The same, after `adjust` changed the configuration. The mail outbox worker runs with
+    /// the transport the configuration names: SMTP when `smtp_url` is set (see
+    /// [`smtp::SmtpSink`]), else `.eml` files in a temporary folder.
     pub async fn spawn_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
         let store = db.store().await;
         let clock = Arc::new(ManualClock::new(datetime!(2026-11-24 09:00 UTC)));
-        let usher = Usher::new(store, clock.clone(), Settings::default());
-        usher
-            .ensure_super_user(Some(ADMIN_PASSWORD.into()))
-            .await
-            .expect("super user");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address");
+        let mail_dir = std::env::temp_dir().join(format!(
+            "usher-testkit-mail-{}-{}",
+            std::process::id(),
+            addr.port()
+        ));
         let mut config = Config {
-            database_url: db.url.clone(),
+            // The store is already open; this URL only places the `.eml` files of the file
+            // transport (beside where an SQLite store would be) in a folder of this test.
+            database_url: format!("sqlite://{}/unused.db", mail_dir.display()),
             bind: addr.to_string(),
             public_url: format!("http://{addr}"),
             ..Config::default()
         };
         adjust(&mut config);
+        let usher = usher_server::serve::services(store, clock.clone(), &config);
+        usher
+            .ensure_super_user(Some(ADMIN_PASSWORD.into()))
+            .await
+            .expect("super user");
+        let mail_worker =
+            usher_server::serve::start_mail_worker(&usher, &config).expect("mail worker");
         let app = router(AppState {
             usher: usher.clone(),
             config: Arc::new(config),
@@ -73,7 +89,14 @@ impl TestApp {
             clock,
             db,
             server,
+            mail_worker: Some(mail_worker),
         }
+    }
+
+    /// Moves the clock and wakes the mail worker, so that retries due by then go out.
+    pub fn advance(&self, by: time::Duration) {
+        self.clock.advance(by);
+        self.usher.outbox_signal.notify_one();
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -171,7 +194,11 @@ impl TestApp {
     pub async fn logged_in_client(&self, login: &str, password: &str) -> reqwest::Client {
         let client = browser_client();
         let (status, _) = self.login(&client, login, password).await;
-        assert_eq!(status, StatusCode::SEE_OTHER, "login of {login} should succeed");
+        assert_eq!(
+            status,
+            StatusCode::SEE_OTHER,
+            "login of {login} should succeed"
+        );
         client
     }
 
@@ -268,7 +295,9 @@ impl Api {
     }
 
     pub fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
-        let mut r = self.client.request(method, format!("{}{path}", self.base_url));
+        let mut r = self
+            .client
+            .request(method, format!("{}{path}", self.base_url));
         if let Some(t) = &self.token {
             r = r.bearer_auth(t);
         }
@@ -293,11 +322,13 @@ impl Api {
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.request(Method::POST, path).json(&body)).await
+        self.send(self.request(Method::POST, path).json(&body))
+            .await
     }
 
     pub async fn patch(&self, path: &str, body: Value) -> (StatusCode, Value) {
-        self.send(self.request(Method::PATCH, path).json(&body)).await
+        self.send(self.request(Method::PATCH, path).json(&body))
+            .await
     }
 
     pub async fn delete(&self, path: &str) -> (StatusCode, Value) {

@@ -4,7 +4,9 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use usher_testkit::{browser_client, on_both_backends, Api, TestApp, ADMIN_PASSWORD, MEMBER_PASSWORD};
+use usher_testkit::{
+    browser_client, on_both_backends, Api, TestApp, ADMIN_PASSWORD, MEMBER_PASSWORD,
+};
 
 on_both_backends! {
     async fn anonymous_callers_get_401_and_members_get_403(db) {
@@ -304,8 +306,15 @@ async fn cookies_are_secure_when_the_public_url_is_https() {
         return;
     };
     let app = TestApp::spawn_with(db, |c| c.public_url = "https://usher.example.org".into()).await;
-    let r = reqwest::Client::new().get(app.url("/login")).send().await.unwrap();
-    assert!(r.headers()["set-cookie"].to_str().unwrap().contains("Secure"));
+    let r = reqwest::Client::new()
+        .get(app.url("/login"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .contains("Secure"));
 }
 
 #[tokio::test]
@@ -315,17 +324,39 @@ async fn api_tokens_of_disabled_people_stop_working() {
     };
     let app = TestApp::spawn(db).await;
     app.usher
-        .create_admin_from_shell("ops.admin", "ops@example.org", "Ops", "Admin", "ops-long-passphrase")
+        .create_admin_from_shell(
+            "ops.admin",
+            "ops@example.org",
+            "Ops",
+            "Admin",
+            "ops-long-passphrase",
+        )
         .await
         .unwrap();
-    let token = app.usher.create_api_token("ops.admin", "automation").await.unwrap();
+    let token = app
+        .usher
+        .create_api_token("ops.admin", "automation")
+        .await
+        .unwrap();
     let client = reqwest::Client::new();
-    let r = client.get(app.url("/api/v1/users")).bearer_auth(&token).send().await.unwrap();
+    let r = client
+        .get(app.url("/api/v1/users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     let admin = app.admin_api().await;
-    let (status, _) = admin.patch("/api/v1/users/ops.admin", json!({"enabled": false})).await;
+    let (status, _) = admin
+        .patch("/api/v1/users/ops.admin", json!({"enabled": false}))
+        .await;
     assert_eq!(status, StatusCode::OK);
-    let r = client.get(app.url("/api/v1/users")).bearer_auth(&token).send().await.unwrap();
+    let r = client
+        .get(app.url("/api/v1/users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthenticated");

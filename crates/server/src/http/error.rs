@@ -70,11 +70,17 @@ impl From<ServiceError> for ApiError {
                     .unwrap_or("conflict");
                 Self {
                     fields: Some(fields),
-                    ..Self::new(StatusCode::CONFLICT, code, "This conflicts with stored data; see `fields`.")
+                    ..Self::new(
+                        StatusCode::CONFLICT,
+                        code,
+                        "This conflicts with stored data; see `fields`.",
+                    )
                 }
             }
             ServiceError::State { code, message } => Self::new(StatusCode::CONFLICT, code, message),
-            ServiceError::NotFound => Self::new(StatusCode::NOT_FOUND, "not_found", "No such resource."),
+            ServiceError::NotFound => {
+                Self::new(StatusCode::NOT_FOUND, "not_found", "No such resource.")
+            }
             ServiceError::Forbidden { code, message } => {
                 Self::new(StatusCode::FORBIDDEN, code, message)
             }

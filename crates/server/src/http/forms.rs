@@ -61,8 +61,20 @@ pub fn user_filter(pairs: &Pairs, errors: &mut FieldErrors) -> UserFilter {
             EnrollmentFilter::parse,
             "enrolled, never_enrolled, not_possible",
         ),
-        kind: parse_with(errors, "type", get(pairs, "type"), PersonType::parse, "internal, external"),
-        source: parse_with(errors, "source", get(pairs, "source"), Source::parse, "internal, ldap"),
+        kind: parse_with(
+            errors,
+            "type",
+            get(pairs, "type"),
+            PersonType::parse,
+            "internal, external",
+        ),
+        source: parse_with(
+            errors,
+            "source",
+            get(pairs, "source"),
+            Source::parse,
+            "internal, ldap",
+        ),
     }
 }
 

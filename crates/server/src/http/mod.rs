@@ -43,7 +43,10 @@ pub fn router(state: AppState) -> Router {
     let csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
     Router::new()
-        .nest("/api/v1", api::routes().layer(DefaultBodyLimit::max(API_BODY_LIMIT)))
+        .nest(
+            "/api/v1",
+            api::routes().layer(DefaultBodyLimit::max(API_BODY_LIMIT)),
+        )
         .merge(pages::routes().layer(DefaultBodyLimit::max(API_BODY_LIMIT)))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
@@ -80,7 +83,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn not_found(uri: axum::http::Uri) -> Response {
     if uri.path().starts_with("/api/") {
-        error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such resource.").into_response()
+        error::ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such resource.")
+            .into_response()
     } else {
         pages::not_found_page()
     }

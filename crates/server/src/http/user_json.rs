@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 use time::OffsetDateTime;
-use usher_core::people::{Enrollment, InvitationDelivery, Person, PersonType, Profile, Source};
+use usher_core::mail::DeliveryState;
+use usher_core::people::{Enrollment, Person, PersonType, Profile, Source};
 
 #[derive(Serialize)]
 pub struct UserJson {
@@ -24,7 +25,7 @@ pub struct UserJson {
     #[serde(with = "time::serde::rfc3339::option")]
     pub joined_at: Option<OffsetDateTime>,
     pub enrollment: Enrollment,
-    pub invitation_delivery: Option<InvitationDelivery>,
+    pub invitation_delivery: Option<DeliveryState>,
     pub super_user: bool,
     pub profile: Profile,
 }
@@ -33,8 +34,7 @@ impl From<Person> for UserJson {
     fn from(p: Person) -> Self {
         Self {
             enrollment: p.enrollment(),
-            // Filled in once the mail outbox exists.
-            invitation_delivery: None,
+            invitation_delivery: p.invitation_delivery.as_ref().map(|d| d.state),
             id: p.id,
             username: p.username,
             first_name: p.first_name,
@@ -55,6 +55,9 @@ impl From<Person> for UserJson {
 
 /// RFC 3339 in UTC, or empty.
 pub fn rfc3339(t: Option<OffsetDateTime>) -> String {
-    t.and_then(|t| t.format(&time::format_description::well_known::Rfc3339).ok())
-        .unwrap_or_default()
+    t.and_then(|t| {
+        t.format(&time::format_description::well_known::Rfc3339)
+            .ok()
+    })
+    .unwrap_or_default()
 }

@@ -29,7 +29,10 @@ pub fn audit_filter(pairs: &Pairs, errors: &mut FieldErrors) -> AuditFilter {
         if parsed.is_none() {
             errors.add(
                 key,
-                FieldError::new("invalid_value", "Use a date (2026-11-24) or an RFC 3339 time."),
+                FieldError::new(
+                    "invalid_value",
+                    "Use a date (2026-11-24) or an RFC 3339 time.",
+                ),
             );
         }
         parsed

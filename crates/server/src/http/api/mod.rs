@@ -8,7 +8,7 @@ pub use users::csv_line;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
             get(users::get).patch(users::patch).delete(users::delete),
         )
         .route("/users/{username}/roles", get(users::roles))
+        .route("/users/{username}/invitation", post(users::invite))
         .route("/audit", get(audit::list))
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such API endpoint.")

@@ -27,7 +27,7 @@ pub struct CreateBody {
     email: String,
     password: Option<String>,
     enabled: Option<bool>,
-    /// Sending invitations arrives with the mail outbox; until then `true` is refused.
+    /// Send the invitation email at once.
     invite: Option<bool>,
     profile: Option<Profile>,
 }
@@ -37,14 +37,7 @@ pub async fn create(
     ApiCaller(auth): ApiCaller,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<Response, ApiError> {
-    if body.invite == Some(true) {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invite_unavailable",
-            "Invitations by email are not available on this server yet; create without `invite`.",
-        ));
-    }
-    let person = state
+    let mut person = state
         .usher
         .create_person(
             &auth.actor,
@@ -61,6 +54,9 @@ pub async fn create(
             },
         )
         .await?;
+    if body.invite == Some(true) {
+        person = state.usher.invite(&auth.actor, &person.username).await?;
+    }
     Ok((StatusCode::CREATED, Json(UserJson::from(person))).into_response())
 }
 
@@ -100,14 +96,22 @@ pub async fn export_csv(
     query.limit = 1000;
     query.offset = 0;
     let header_line = csv_line(&[
-        "username", "first_name", "last_name", "email", "enabled", "type", "source",
-        "created_at", "last_login_at", "invited_at", "enrollment",
+        "username",
+        "first_name",
+        "last_name",
+        "email",
+        "enabled",
+        "type",
+        "source",
+        "created_at",
+        "last_login_at",
+        "invited_at",
+        "enrollment",
     ]);
     let usher = state.usher.clone();
     let actor = auth.actor.clone();
-    let stream = futures_util::stream::unfold(
-        (Some(header_line), Some(query)),
-        move |(header, next)| {
+    let stream =
+        futures_util::stream::unfold((Some(header_line), Some(query)), move |(header, next)| {
             let usher = usher.clone();
             let actor = actor.clone();
             async move {
@@ -145,12 +149,14 @@ pub async fn export_csv(
                 query.offset += u64::from(query.limit);
                 Some((Ok(chunk), (None, more.then_some(query))))
             }
-        },
-    );
+        });
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"users.csv\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"users.csv\"",
+            ),
         ],
         Body::from_stream(stream),
     )
@@ -164,7 +170,8 @@ pub fn csv_line(cells: &[&str]) -> String {
         .from_writer(Vec::new());
     let cells = cells.iter().map(|c| neutralize(c).into_owned());
     writer.write_record(cells).expect("writing to memory");
-    String::from_utf8(writer.into_inner().expect("flushing to memory")).expect("UTF-8 in, UTF-8 out")
+    String::from_utf8(writer.into_inner().expect("flushing to memory"))
+        .expect("UTF-8 in, UTF-8 out")
 }
 
 fn neutralize(cell: &str) -> std::borrow::Cow<'_, str> {
@@ -260,5 +267,18 @@ pub async fn suggest_username(
     let first = forms::get(&pairs, "first_name").unwrap_or_default();
     let last = forms::get(&pairs, "last_name").unwrap_or_default();
     let s = state.usher.suggest_username(first, last).await?;
-    Ok(Json(json!({ "username": s.username, "available": s.available })))
+    Ok(Json(
+        json!({ "username": s.username, "available": s.available }),
+    ))
+}
+
+/// `POST /users/{username}/invitation`: sends or resends the invitation (202, the user with
+/// `invitation_delivery: "queued"`); 409 `already_joined` or `not_invitable`.
+pub async fn invite(
+    State(state): State<AppState>,
+    ApiCaller(auth): ApiCaller,
+    Path(username): Path<String>,
+) -> Result<Response, ApiError> {
+    let person = state.usher.invite(&auth.actor, &username).await?;
+    Ok((StatusCode::ACCEPTED, Json(UserJson::from(person))).into_response())
 }

@@ -122,7 +122,11 @@ pub async fn login(
     if cookie.is_empty() || !same_secret(&cookie, &form.csrf_token) {
         return Redirect::to("/login").into_response();
     }
-    match state.usher.login(&form.login, &form.password, &client).await {
+    match state
+        .usher
+        .login(&form.login, &form.password, &client)
+        .await
+    {
         Ok(success) => {
             let max_age = (success.expires_at - state.usher.clock.now()).whole_seconds();
             let cookie = cookies::set(
@@ -142,7 +146,8 @@ pub async fn login(
         Err(e @ LoginError::Disabled) => page(StatusCode::FORBIDDEN, e.to_string()),
         Err(e @ LoginError::Throttled { retry_after_secs }) => {
             let mut r = page(StatusCode::TOO_MANY_REQUESTS, e.to_string());
-            r.headers_mut().insert(header::RETRY_AFTER, retry_after_secs.into());
+            r.headers_mut()
+                .insert(header::RETRY_AFTER, retry_after_secs.into());
             r
         }
         Err(LoginError::Service(e)) => service_error_page(e),
@@ -205,7 +210,11 @@ pub async fn me(
     Query(q): Query<NoticeQuery>,
 ) -> Response {
     let person = caller.auth.person.clone();
-    let roles = match state.usher.roles(&caller.auth.actor, &person.username).await {
+    let roles = match state
+        .usher
+        .roles(&caller.auth.actor, &person.username)
+        .await
+    {
         Ok(r) => r,
         Err(e) => return service_error_page(e),
     };

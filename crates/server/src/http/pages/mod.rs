@@ -3,12 +3,16 @@
 //! auto-submitting filters, confirmations).
 
 mod account;
+mod audit;
+mod links;
+mod users;
 
 use askama::Template;
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Redirect, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
+use time::OffsetDateTime;
 
 use super::auth::PageCaller;
 use super::AppState;
@@ -19,10 +23,85 @@ pub fn routes() -> Router<AppState> {
         .route("/login", get(account::login_form).post(account::login))
         .route("/logout", get(account::logout_form).post(account::logout))
         .route("/me", get(account::me))
+        .route("/join/{token}", get(links::join_form).post(links::join))
+        .route("/reset/{token}", get(links::reset_form).post(links::reset))
+        .route("/forgot", get(links::forgot_form).post(links::forgot))
         .route(
             "/me/password",
             get(account::password_form).post(account::change_password),
         )
+        .route("/admin", get(|| async { Redirect::to("/admin/users") }))
+        .route("/admin/users", get(users::list))
+        .route("/admin/users/new", get(users::new_form).post(users::create))
+        .route(
+            "/admin/users/{username}",
+            get(users::detail).post(users::update),
+        )
+        .route(
+            "/admin/users/{username}/enabled",
+            post(users::set_enabled).get(users::back_to_detail),
+        )
+        .route(
+            "/admin/users/{username}/delete",
+            post(users::delete).get(users::back_to_detail),
+        )
+        .route("/admin/audit", get(audit::list))
+}
+
+/// A time as pages show it: `2026-11-24 09:00` in UTC.
+pub fn format_time(t: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default()
+}
+
+/// The day of a time, in UTC: `2026-11-24`.
+pub fn format_date(t: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default()
+}
+
+/// A time to the second, in UTC: `2026-11-24 09:00:05`.
+pub fn format_seconds(t: OffsetDateTime) -> String {
+    let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&fmt)
+        .unwrap_or_default()
+}
+
+/// A time for `<time datetime="…">`: RFC 3339 in UTC.
+pub fn machine_time(t: OffsetDateTime) -> String {
+    t.to_offset(time::UtcOffset::UTC)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// `path?k=v&…` with every value percent-encoded; just `path` without parameters.
+pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
+    if pairs.is_empty() {
+        return path.to_owned();
+    }
+    let query: Vec<String> = pairs
+        .iter()
+        .map(|(k, v)| format!("{k}={}", urlencoding::encode(v)))
+        .collect();
+    format!("{path}?{}", query.join("&"))
+}
+
+/// The messages a `?notice=` code stands for. A fixed set: nothing from the address is shown.
+pub fn notice_text(code: Option<&str>) -> Option<&'static str> {
+    Some(match code? {
+        "password_changed" => "Your password was changed.",
+        "created" => "The account was created. Its password is temporary: the person chooses their own at first login.",
+        "updated" => "Changes saved.",
+        "enabled" => "The account was enabled; its previous rights are back.",
+        "disabled" => "The account was disabled and its sessions ended.",
+        "deleted" => "The account was deleted. Its username stays reserved.",
+        _ => return None,
+    })
 }
 
 /// What the layout of every page needs.
@@ -111,9 +190,7 @@ pub fn service_error_page(e: usher_core::ServiceError) -> Response {
     use usher_core::ServiceError as E;
     match e {
         E::NotFound => not_found_page(),
-        E::Forbidden { message, .. } => {
-            error_page(StatusCode::FORBIDDEN, "Not allowed", &message)
-        }
+        E::Forbidden { message, .. } => error_page(StatusCode::FORBIDDEN, "Not allowed", &message),
         E::State { message, .. } => error_page(StatusCode::CONFLICT, "Not possible", &message),
         other => {
             tracing::error!("page failed: {other}");
