@@ -47,6 +47,10 @@ pub mod actions {
     pub const USER_JOIN: &str = "user.join";
     pub const USER_PASSWORD_RESET: &str = "user.password_reset";
     pub const TOKEN_CREATE: &str = "token.create";
+    /// A CSV import was submitted (its people get their own `user.*` entries).
+    pub const IMPORT_SUBMIT: &str = "import.submit";
+    /// A CSV import ended, with its counts.
+    pub const IMPORT_FINISH: &str = "import.finish";
     pub const ALL: &[&str] = &[
         USER_CREATE,
         USER_UPDATE,
@@ -58,5 +62,7 @@ pub mod actions {
         USER_JOIN,
         USER_PASSWORD_RESET,
         TOKEN_CREATE,
+        IMPORT_SUBMIT,
+        IMPORT_FINISH,
     ];
 }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod error;
 pub mod fold;
 pub mod groups;
+pub mod import;
 pub mod mail;
 pub mod people;
 pub mod query;

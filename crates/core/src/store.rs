@@ -13,9 +13,13 @@ use time::OffsetDateTime;
 
 use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::groups::Membership;
+use crate::import::{
+    ImportIssue, ImportJob, ImportKeys, ImportLease, ImportLookup, ImportState, ImportStep,
+    NewImport,
+};
 use crate::mail::{Delivery, NewOutboxMessage, OutboxMessage};
 use crate::people::{Person, PersonType, Profile, Source};
-use crate::query::{Page, UserQuery};
+use crate::query::{Page, UserFilter, UserQuery};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
@@ -100,6 +104,72 @@ pub struct SessionRecord {
 pub struct LoginFailures {
     pub count: u32,
     pub last_at: OffsetDateTime,
+}
+
+/// A collaboration space, the group `/spaces/{name}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Space {
+    pub id: i64,
+    pub name: String,
+    pub display_name: String,
+    /// Whether its managers may invite people from outside the organisation.
+    pub external_invitations: bool,
+    pub created_at: OffsetDateTime,
+}
+
+impl Space {
+    pub fn group_path(&self) -> String {
+        format!("/spaces/{}", self.name)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSpace {
+    pub name: String,
+    pub display_name: String,
+    pub external_invitations: bool,
+    pub created_at: OffsetDateTime,
+}
+
+/// An invitation of an email address to a space.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpaceInvitation {
+    pub id: i64,
+    pub space_id: i64,
+    pub email: String,
+    /// `pending`, `accepted` or `revoked`; a pending one past `expires_at` shows as expired.
+    pub state: String,
+    pub invited_by: Option<String>,
+    pub invited_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub accepted_at: Option<OffsetDateTime>,
+}
+
+impl SpaceInvitation {
+    /// The state shown: `pending`, `expired`, `accepted` or `revoked`.
+    pub fn shown_state(&self, now: OffsetDateTime) -> &str {
+        if self.state == "pending" && now >= self.expires_at {
+            "expired"
+        } else {
+            &self.state
+        }
+    }
+}
+
+/// A background job: a mass action too large to answer at once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRecord {
+    pub id: i64,
+    pub kind: String,
+    /// `queued`, `running`, `done` or `failed`.
+    pub state: String,
+    pub total: u64,
+    pub processed: u64,
+    /// The outcome as JSON, once done.
+    pub result: Option<serde_json::Value>,
+    pub created_by: Option<String>,
+    pub created_at: OffsetDateTime,
+    pub finished_at: Option<OffsetDateTime>,
 }
 
 /// What a single-use link is for.
@@ -300,7 +370,164 @@ pub trait Store: Send + Sync + 'static {
     /// How a message's delivery stands.
     async fn message_delivery(&self, id: i64) -> StoreResult<Option<Delivery>>;
 
+    // Spaces
+
+    /// Creates the group `/spaces/{name}`. Conflict `UsernameTaken` is never used here:
+    /// `Ok(None)` says the name is taken.
+    async fn insert_space(
+        &self,
+        space: &NewSpace,
+        audit: &AuditRecord,
+    ) -> StoreResult<Option<Space>>;
+    async fn update_space(&self, space: &Space, audit: &AuditRecord) -> StoreResult<()>;
+    async fn space(&self, name: &str) -> StoreResult<Option<Space>>;
+    /// Every space, by name; or only those `person_id` belongs to.
+    async fn spaces(&self, member: Option<i64>) -> StoreResult<Vec<Space>>;
+    /// Members with their role, by username.
+    async fn space_members(&self, space: &Space) -> StoreResult<Vec<(Person, String)>>;
+    /// The role of a person in a group, if a member.
+    async fn role_in(&self, person_id: i64, group_path: &str) -> StoreResult<Option<String>>;
+    /// Adds or changes a membership.
+    async fn set_membership(
+        &self,
+        person_id: i64,
+        group_path: &str,
+        role: &str,
+        audit: &AuditRecord,
+    ) -> StoreResult<()>;
+    /// Removes a membership; `false` if there was none.
+    async fn remove_membership(
+        &self,
+        person_id: i64,
+        group_path: &str,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool>;
+
+    /// Records a registration invitation (or a resend: same id, new link) and queues its
+    /// message, in one transaction.
+    async fn record_space_invitation(
+        &self,
+        invitation: &SpaceInvitation,
+        token_hash: &str,
+        message: &NewOutboxMessage,
+        audit: &AuditRecord,
+    ) -> StoreResult<i64>;
+    async fn space_invitations(&self, space: &Space) -> StoreResult<Vec<SpaceInvitation>>;
+    async fn space_invitation(&self, id: i64) -> StoreResult<Option<SpaceInvitation>>;
+    /// The invitation whose newest link has this hash.
+    async fn space_invitation_by_token(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<SpaceInvitation>>;
+    async fn revoke_space_invitation(&self, id: i64, audit: &AuditRecord) -> StoreResult<()>;
+    /// Creates the external person of an accepted registration, with their memberships, and
+    /// marks the invitation accepted, in one transaction. `NotFound` if the invitation is no
+    /// longer pending and live at `new.created_at`.
+    async fn accept_space_invitation(
+        &self,
+        id: i64,
+        new: &NewPerson,
+        audit: &AuditRecord,
+    ) -> StoreResult<Person>;
+
+    // Mass actions
+
+    /// Every person matching a filter, in username order, without paging: the selection of a
+    /// mass action, taken once before acting so that acting cannot change it.
+    async fn matching_people(&self, filter: &UserFilter) -> StoreResult<Vec<Person>>;
+
+    /// Sets `enabled` for many people in one transaction with one audit entry each; disabling
+    /// also ends their sessions. Returns how many rows changed.
+    async fn set_enabled_many(
+        &self,
+        person_ids: &[i64],
+        enabled: bool,
+        audits: &[AuditRecord],
+    ) -> StoreResult<u64>;
+
+    /// Records a background job (a large mass action) and returns its id.
+    async fn insert_job(&self, job: &JobRecord) -> StoreResult<i64>;
+    /// Saves a job's progress, state and (when done) its result.
+    async fn update_job(&self, job: &JobRecord) -> StoreResult<()>;
+    async fn job(&self, id: i64) -> StoreResult<Option<JobRecord>>;
+
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()>;
     /// Entries newest first, with the exact total of the filter.
     async fn audit_entries(&self, filter: &AuditFilter) -> StoreResult<Page<AuditEntry>>;
+
+    // Imports (product §6). A job's file is kept in the store in chunks until the job ends, so
+    // that any node can run or resume it; rows are applied in steps that also move the job's
+    // progress, under a lease that fences out a worker which lost the job.
+
+    /// Creates a job in the `receiving` state, for its file to be appended.
+    async fn create_import(&self, new: &NewImport) -> StoreResult<i64>;
+    /// Stores chunk `seq` (0, 1, …) of a job's file.
+    async fn append_import_chunk(&self, job_id: i64, seq: u32, data: &[u8]) -> StoreResult<()>;
+    /// Ends the receiving: the job becomes `queued` with its row count, or `running` under
+    /// `lease` when the submitter runs it itself (the shell); the audit entry is written.
+    async fn queue_import(
+        &self,
+        job_id: i64,
+        rows: u64,
+        file_bytes: u64,
+        lease: Option<&ImportLease>,
+        audit: &AuditRecord,
+    ) -> StoreResult<ImportJob>;
+    /// Forgets a job that is still `receiving` (its file was refused or never completed).
+    async fn discard_import(&self, job_id: i64) -> StoreResult<()>;
+    /// Forgets the `receiving` jobs created before `before`: uploads a crash left behind.
+    async fn purge_abandoned_imports(&self, before: OffsetDateTime) -> StoreResult<u64>;
+    /// A job, unless it is still `receiving`.
+    async fn import_job(&self, id: i64) -> StoreResult<Option<ImportJob>>;
+    /// Jobs newest first (`receiving` ones left out), with the total.
+    async fn import_jobs(&self, limit: u32, offset: u64) -> StoreResult<Page<ImportJob>>;
+    /// Chunk `seq` of a job's file; `None` past the end (or once the job ended).
+    async fn import_chunk(&self, job_id: i64, seq: u32) -> StoreResult<Option<Vec<u8>>>;
+    /// Takes the oldest job that is `queued`, or `running` with its lease expired at `now`
+    /// (its node died), or `running` for `reclaim_from` (this node, restarted); several nodes
+    /// never take the same job. The job becomes `running` under `lease`, `started_at` is set
+    /// the first time, `attempts` grows by one.
+    async fn claim_import(
+        &self,
+        lease: &ImportLease,
+        now: OffsetDateTime,
+        reclaim_from: Option<&str>,
+    ) -> StoreResult<Option<ImportJob>>;
+    /// What a batch needs to know: the people with its usernames (and their memberships),
+    /// the owners of its addresses, which usernames were deleted, which groups exist.
+    async fn import_lookup(&self, keys: &ImportKeys) -> StoreResult<ImportLookup>;
+    /// Applies a step in one transaction: people created and changed with their memberships,
+    /// audit entries, notices and ended sessions, report lines, people to invite, new counts
+    /// and the extended lease. `NotFound` (nothing written) when the lease token no longer
+    /// holds the running job or its `processed` is not `expected_processed`; `Conflict` when a
+    /// username or email clashed (nothing written: the caller retries row by row); a created
+    /// username that a deleted person held is `Conflict(UsernameReserved)`.
+    async fn apply_import_step(
+        &self,
+        job_id: i64,
+        lease_token: &str,
+        step: &ImportStep,
+    ) -> StoreResult<()>;
+    /// Usernames a job still has to invite (left by a step whose invitations did not all go).
+    async fn import_invites(&self, job_id: i64, limit: u32) -> StoreResult<Vec<String>>;
+    async fn clear_import_invite(&self, job_id: i64, username: &str) -> StoreResult<()>;
+    /// Ends a job held under `lease_token` as `done` or `failed`; its file is forgotten (the
+    /// report stays) and the audit entry written. `NotFound` if the lease no longer holds.
+    async fn finish_import(
+        &self,
+        job_id: i64,
+        lease_token: &str,
+        state: ImportState,
+        error: Option<&str>,
+        at: OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> StoreResult<ImportJob>;
+    /// Report lines in file order, after the one with id `after` (0 for the first page), each
+    /// with its id.
+    async fn import_issues(
+        &self,
+        job_id: i64,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, ImportIssue)>>;
 }

@@ -28,6 +28,9 @@ async fn main() -> std::process::ExitCode {
     match cli::run(cli, loaded.config).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
+            if let Some(cli::Exit(code)) = e.downcast_ref::<cli::Exit>() {
+                return std::process::ExitCode::from(*code);
+            }
             eprintln!("usher: {e:#}");
             std::process::ExitCode::FAILURE
         }

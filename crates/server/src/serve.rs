@@ -68,6 +68,10 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         let _ = writeln!(out, "(shown only this once; change it after logging in)");
     }
     let mail_worker = start_mail_worker(&usher, &config)?;
+    let import_worker = crate::imports::spawn_import_worker(
+        usher.clone(),
+        crate::imports::ImportWorkerOptions::for_node(crate::imports::node_name(&config.bind)),
+    );
     let listener = tokio::net::TcpListener::bind(&config.bind)
         .await
         .with_context(|| format!("listening on {}", config.bind))?;
@@ -87,6 +91,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving HTTP")?;
+    import_worker.shutdown().await;
     mail_worker.shutdown().await;
     Ok(())
 }

@@ -6,12 +6,16 @@ use usher_core::audit::{AuditEntry, AuditFilter, AuditRecord};
 use usher_core::clock::to_millis;
 use usher_core::fold::{fold, search_text};
 use usher_core::groups::Membership;
+use usher_core::import::{
+    ImportIssue, ImportJob, ImportKeys, ImportLease, ImportLookup, ImportState, ImportStep,
+    NewImport,
+};
 use usher_core::mail::{Delivery, NewOutboxMessage, OutboxMessage};
 use usher_core::people::Person;
-use usher_core::query::{Page, UserQuery};
+use usher_core::query::{Page, UserFilter, UserQuery};
 use usher_core::store::{
-    Conflict, LoginFailures, NewPerson, NewToken, PersonUpdate, SessionRecord, Store, StoreError,
-    StoreResult, TokenKind, TokenRecord,
+    Conflict, JobRecord, LoginFailures, NewPerson, NewSpace, NewToken, PersonUpdate, SessionRecord,
+    Space, SpaceInvitation, Store, StoreError, StoreResult, TokenKind, TokenRecord,
 };
 
 use crate::pool::{on_pool, Pool};
@@ -120,7 +124,10 @@ macro_rules! insert_audit {
     };
 }
 
+mod bulk;
+mod imports;
 mod outbox;
+mod spaces;
 
 #[async_trait]
 impl Store for SqlStore {
@@ -650,6 +657,120 @@ impl Store for SqlStore {
         self.delivery(id).await
     }
 
+    async fn insert_space(
+        &self,
+        space: &NewSpace,
+        audit: &AuditRecord,
+    ) -> StoreResult<Option<Space>> {
+        self.insert_space_row(space, audit).await
+    }
+
+    async fn update_space(&self, space: &Space, audit: &AuditRecord) -> StoreResult<()> {
+        self.update_space_row(space, audit).await
+    }
+
+    async fn space(&self, name: &str) -> StoreResult<Option<Space>> {
+        self.space_row(name).await
+    }
+
+    async fn spaces(&self, member: Option<i64>) -> StoreResult<Vec<Space>> {
+        self.space_rows(member).await
+    }
+
+    async fn space_members(&self, space: &Space) -> StoreResult<Vec<(Person, String)>> {
+        self.space_member_rows(space).await
+    }
+
+    async fn role_in(&self, person_id: i64, group_path: &str) -> StoreResult<Option<String>> {
+        self.role_of(person_id, group_path).await
+    }
+
+    async fn set_membership(
+        &self,
+        person_id: i64,
+        group_path: &str,
+        role: &str,
+        audit: &AuditRecord,
+    ) -> StoreResult<()> {
+        self.upsert_membership(person_id, group_path, role, audit)
+            .await
+    }
+
+    async fn remove_membership(
+        &self,
+        person_id: i64,
+        group_path: &str,
+        audit: &AuditRecord,
+    ) -> StoreResult<bool> {
+        self.delete_membership(person_id, group_path, audit).await
+    }
+
+    async fn record_space_invitation(
+        &self,
+        invitation: &SpaceInvitation,
+        token_hash: &str,
+        message: &NewOutboxMessage,
+        audit: &AuditRecord,
+    ) -> StoreResult<i64> {
+        self.record_space_invitation_row(invitation, token_hash, message, audit)
+            .await
+    }
+
+    async fn space_invitations(&self, space: &Space) -> StoreResult<Vec<SpaceInvitation>> {
+        self.space_invitation_rows(space).await
+    }
+
+    async fn space_invitation(&self, id: i64) -> StoreResult<Option<SpaceInvitation>> {
+        self.space_invitation_where("id = $1", spaces::SpaceKey::Id(id))
+            .await
+    }
+
+    async fn space_invitation_by_token(
+        &self,
+        token_hash: &str,
+    ) -> StoreResult<Option<SpaceInvitation>> {
+        self.space_invitation_where("token_hash = $1", spaces::SpaceKey::Hash(token_hash))
+            .await
+    }
+
+    async fn revoke_space_invitation(&self, id: i64, audit: &AuditRecord) -> StoreResult<()> {
+        self.revoke_space_invitation_row(id, audit).await
+    }
+
+    async fn accept_space_invitation(
+        &self,
+        id: i64,
+        new: &NewPerson,
+        audit: &AuditRecord,
+    ) -> StoreResult<Person> {
+        self.accept_space_invitation_row(id, new, audit).await
+    }
+
+    async fn matching_people(&self, filter: &UserFilter) -> StoreResult<Vec<Person>> {
+        self.select_matching(filter).await
+    }
+
+    async fn set_enabled_many(
+        &self,
+        person_ids: &[i64],
+        enabled: bool,
+        audits: &[AuditRecord],
+    ) -> StoreResult<u64> {
+        self.enable_many(person_ids, enabled, audits).await
+    }
+
+    async fn insert_job(&self, job: &JobRecord) -> StoreResult<i64> {
+        self.insert_job_row(job).await
+    }
+
+    async fn update_job(&self, job: &JobRecord) -> StoreResult<()> {
+        self.update_job_row(job).await
+    }
+
+    async fn job(&self, id: i64) -> StoreResult<Option<JobRecord>> {
+        self.job_row(id).await
+    }
+
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()> {
         on_pool!(&self.pool, |p| insert_audit!(p, audit)).map_err(db_error)?;
         Ok(())
@@ -698,5 +819,99 @@ impl Store for SqlStore {
             items: rows.into_iter().map(AuditEntry::from).collect(),
             total: total as u64,
         })
+    }
+
+    // Imports: see `sql_store/imports.rs`.
+
+    async fn create_import(&self, new: &NewImport) -> StoreResult<i64> {
+        self.insert_import(new).await
+    }
+
+    async fn append_import_chunk(&self, job_id: i64, seq: u32, data: &[u8]) -> StoreResult<()> {
+        self.insert_import_chunk(job_id, seq, data).await
+    }
+
+    async fn queue_import(
+        &self,
+        job_id: i64,
+        rows: u64,
+        file_bytes: u64,
+        lease: Option<&ImportLease>,
+        audit: &AuditRecord,
+    ) -> StoreResult<ImportJob> {
+        self.queue_import_job(job_id, rows, file_bytes, lease, audit)
+            .await
+    }
+
+    async fn discard_import(&self, job_id: i64) -> StoreResult<()> {
+        self.delete_receiving_import(job_id).await
+    }
+
+    async fn purge_abandoned_imports(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        self.purge_receiving_imports(before).await
+    }
+
+    async fn import_job(&self, id: i64) -> StoreResult<Option<ImportJob>> {
+        self.fetch_import_job(id).await
+    }
+
+    async fn import_jobs(&self, limit: u32, offset: u64) -> StoreResult<Page<ImportJob>> {
+        self.list_import_jobs(limit, offset).await
+    }
+
+    async fn import_chunk(&self, job_id: i64, seq: u32) -> StoreResult<Option<Vec<u8>>> {
+        self.fetch_import_chunk(job_id, seq).await
+    }
+
+    async fn claim_import(
+        &self,
+        lease: &ImportLease,
+        now: OffsetDateTime,
+        reclaim_from: Option<&str>,
+    ) -> StoreResult<Option<ImportJob>> {
+        self.claim_import_job(lease, now, reclaim_from).await
+    }
+
+    async fn import_lookup(&self, keys: &ImportKeys) -> StoreResult<ImportLookup> {
+        self.lookup_for_import(keys).await
+    }
+
+    async fn apply_import_step(
+        &self,
+        job_id: i64,
+        lease_token: &str,
+        step: &ImportStep,
+    ) -> StoreResult<()> {
+        self.apply_step(job_id, lease_token, step).await
+    }
+
+    async fn import_invites(&self, job_id: i64, limit: u32) -> StoreResult<Vec<String>> {
+        self.pending_invites(job_id, limit).await
+    }
+
+    async fn clear_import_invite(&self, job_id: i64, username: &str) -> StoreResult<()> {
+        self.delete_invite(job_id, username).await
+    }
+
+    async fn finish_import(
+        &self,
+        job_id: i64,
+        lease_token: &str,
+        state: ImportState,
+        error: Option<&str>,
+        at: OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> StoreResult<ImportJob> {
+        self.end_import(job_id, lease_token, state, error, at, audit)
+            .await
+    }
+
+    async fn import_issues(
+        &self,
+        job_id: i64,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, ImportIssue)>> {
+        self.fetch_import_issues(job_id, after, limit).await
     }
 }

@@ -11,6 +11,8 @@ mod support;
 
 #[path = "contract/audit.rs"]
 mod audit;
+#[path = "contract/outbox.rs"]
+mod outbox;
 #[path = "contract/people.rs"]
 mod people;
 #[path = "contract/search.rs"]

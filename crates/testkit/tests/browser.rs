@@ -5,367 +5,13 @@
 //! Without `chromedriver` or Chromium the tests are skipped with a notice, except when
 //! `CI=true`, where they fail. `CHROMEDRIVER` and `CHROMIUM` (paths) override the defaults.
 //! Screenshots of the list and detail pages, wide and phone-sized, go to the temporary
-//! directory (`usher-*.png`) for a look at the design.
+//! directory (`usher-*.png`) for a look at the design. Invitations and mass actions are in
+//! `browser_mass.rs`; the driver and helpers in `browser_support`.
 
-use std::future::Future;
-use std::net::{TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+#[macro_use]
+mod browser_support;
 
-use fantoccini::elements::Element;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
-use serde_json::json;
-use usher_testkit::{TestApp, TestBackend, TestDb, ADMIN_PASSWORD};
-
-/// How long anything may take before a test gives up waiting (a bound for failures, never an
-/// expectation of speed).
-const TIMEOUT: Duration = Duration::from_secs(20);
-const POLL: Duration = Duration::from_millis(100);
-
-/// One browser at a time: the machines running these have few cores.
-static ONE_BROWSER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Polls an `async` condition (an expression that may `.await`) until it holds.
-macro_rules! eventually {
-    ($what:expr, $check:expr) => {{
-        let deadline = Instant::now() + TIMEOUT;
-        loop {
-            if $check {
-                break;
-            }
-            assert!(Instant::now() < deadline, "timed out waiting for {}", $what);
-            tokio::time::sleep(POLL).await;
-        }
-    }};
-}
-
-// ------------------------------------------------------------------------------------------
-// The browser
-// ------------------------------------------------------------------------------------------
-
-fn in_path(program: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(program))
-        .find(|p| p.is_file())
-}
-
-fn chromedriver_path() -> Option<PathBuf> {
-    match std::env::var_os("CHROMEDRIVER") {
-        Some(p) => Some(PathBuf::from(p)).filter(|p| p.is_file()),
-        None => in_path("chromedriver"),
-    }
-}
-
-fn chromium_path() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CHROMIUM") {
-        return Some(PathBuf::from(p)).filter(|p| p.is_file());
-    }
-    [
-        "/usr/bin/chromium",
-        "/usr/bin/chromium-browser",
-        "/usr/bin/google-chrome",
-    ]
-    .iter()
-    .map(PathBuf::from)
-    .find(|p| p.is_file())
-    .or_else(|| in_path("chromium"))
-}
-
-/// A directory removed when dropped.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(prefix: &str) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let dir = std::env::temp_dir().join(format!("{prefix}-{}-{nanos}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("a temporary directory");
-        Self(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-/// A running chromedriver, killed when dropped.
-struct Driver {
-    child: Child,
-    port: u16,
-    chromium: PathBuf,
-    profile: TempDir,
-}
-
-impl Drop for Driver {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
-}
-
-impl Driver {
-    /// Starts chromedriver, or returns `None` (after a notice) when the browser is missing
-    /// outside CI.
-    fn start() -> Option<Self> {
-        let (Some(driver), Some(chromium)) = (chromedriver_path(), chromium_path()) else {
-            let message = "chromedriver and Chromium are needed for the browser tests \
-                           (apt-get install chromium chromium-driver, or set CHROMEDRIVER and CHROMIUM)";
-            if std::env::var("CI").is_ok_and(|v| v == "true") {
-                panic!("{message}; CI=true: the browser tests must run");
-            }
-            eprintln!("note: skipping a browser test: {message}");
-            return None;
-        };
-        let port = free_port();
-        let child = Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", driver.display()));
-        Some(Self {
-            child,
-            port,
-            chromium,
-            profile: TempDir::new("usher-chromium"),
-        })
-    }
-
-    async fn connect(&self) -> Client {
-        let deadline = Instant::now() + TIMEOUT;
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not start listening"
-            );
-            tokio::time::sleep(POLL).await;
-        }
-        let mut capabilities = serde_json::Map::new();
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": self.chromium.to_string_lossy(),
-                "args": [
-                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                    "--disable-quic", "--no-first-run", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync",
-                    format!("--user-data-dir={}", self.profile.0.display()),
-                    "--window-size=1280,900",
-                ],
-            }),
-        );
-        let mut builder = ClientBuilder::new(HttpConnector::new());
-        builder.capabilities(capabilities);
-        let url = format!("http://127.0.0.1:{}", self.port);
-        let mut attempts = 0;
-        loop {
-            match builder.connect(&url).await {
-                Ok(client) => return client,
-                Err(e) => {
-                    attempts += 1;
-                    assert!(
-                        attempts < 5 && Instant::now() < deadline,
-                        "cannot open a browser session: {e}"
-                    );
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
-        }
-    }
-}
-
-/// What a test body gets: the app and a browser.
-struct Ctx {
-    app: Arc<TestApp>,
-    c: Client,
-}
-
-/// Runs `body` with a fresh app on SQLite and a fresh browser; the browser session is closed
-/// whatever happens, then a failure of the body is passed on.
-async fn browser_test<F, Fut>(body: F)
-where
-    F: FnOnce(Ctx) -> Fut,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let _one = ONE_BROWSER.lock().await;
-    let Some(driver) = Driver::start() else {
-        return;
-    };
-    let db = TestDb::create(TestBackend::Sqlite)
-        .await
-        .expect("an SQLite test database");
-    let app = Arc::new(TestApp::spawn(db).await);
-    let client = driver.connect().await;
-    let outcome = tokio::spawn(body(Ctx {
-        app: app.clone(),
-        c: client.clone(),
-    }))
-    .await;
-    let _ = client.close().await;
-    drop(driver);
-    if let Err(e) = outcome {
-        match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(e) => panic!("the test body did not finish: {e}"),
-        }
-    }
-}
-
-// ------------------------------------------------------------------------------------------
-// Page helpers
-// ------------------------------------------------------------------------------------------
-
-async fn find(c: &Client, css: &str) -> Element {
-    c.wait()
-        .at_most(TIMEOUT)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("no element {css}: {e}"))
-}
-
-async fn text_of(c: &Client, css: &str) -> String {
-    find(c, css).await.text().await.expect("element text")
-}
-
-async fn value_of(c: &Client, css: &str) -> String {
-    find(c, css)
-        .await
-        .prop("value")
-        .await
-        .expect("element value")
-        .unwrap_or_default()
-}
-
-async fn fill(c: &Client, css: &str, value: &str) {
-    let input = find(c, css).await;
-    input.clear().await.expect("clear a field");
-    input.send_keys(value).await.expect("type into a field");
-}
-
-async fn click(c: &Client, css: &str) {
-    find(c, css).await.click().await.expect("click");
-}
-
-async fn path_and_query(c: &Client) -> String {
-    let url = c.current_url().await.expect("current URL");
-    match url.query() {
-        Some(q) => format!("{}?{q}", url.path()),
-        None => url.path().to_owned(),
-    }
-}
-
-/// Waits until the page's address starts with `prefix` (after a form or a link was followed).
-async fn wait_for_path(c: &Client, prefix: &str) {
-    eventually!(format!("the address {prefix}"), {
-        path_and_query(c).await.starts_with(prefix)
-    });
-}
-
-/// The usernames of the list's rows, sorted.
-async fn listed_usernames(c: &Client) -> Vec<String> {
-    let mut names = Vec::new();
-    if let Ok(rows) = c.find_all(Locator::Css("#results tbody tr")).await {
-        for row in rows {
-            if let Ok(Some(u)) = row.attr("data-username").await {
-                names.push(u);
-            }
-        }
-    }
-    names.sort();
-    names
-}
-
-async fn wait_for_rows(c: &Client, expected: &[&str]) {
-    let mut expected: Vec<String> = expected.iter().map(|s| (*s).to_owned()).collect();
-    expected.sort();
-    eventually!(format!("the rows {expected:?}"), {
-        listed_usernames(c).await == expected
-    });
-}
-
-/// Waits for a confirmation dialog, checks its text and accepts or dismisses it.
-async fn answer_confirm(c: &Client, containing: &str, accept: bool) {
-    let mut text = String::new();
-    eventually!("a confirmation dialog", {
-        match c.get_alert_text().await {
-            Ok(t) => {
-                text = t;
-                true
-            }
-            Err(_) => false,
-        }
-    });
-    assert!(
-        text.contains(containing),
-        "the dialog says {text:?}, expected it to mention {containing:?}"
-    );
-    if accept {
-        c.accept_alert().await.expect("accept the dialog");
-    } else {
-        c.dismiss_alert().await.expect("dismiss the dialog");
-    }
-}
-
-async fn log_in_as_admin(ctx: &Ctx) {
-    let c = &ctx.c;
-    c.goto(&ctx.app.url("/login")).await.expect("open /login");
-    fill(c, "input[name=login]", "admin").await;
-    fill(c, "input[name=password]", ADMIN_PASSWORD).await;
-    click(c, "form[action='/login'] button[type=submit]").await;
-    wait_for_path(c, "/admin/users").await;
-    find(c, "form[data-live]").await;
-}
-
-async fn screenshot(c: &Client, name: &str) -> PathBuf {
-    let png = c.screenshot().await.expect("a screenshot");
-    let path = std::env::temp_dir().join(name);
-    std::fs::write(&path, png).expect("write the screenshot");
-    path
-}
-
-/// Nothing on the page overflows sideways (the phone layout).
-async fn assert_no_sideways_scroll(c: &Client) {
-    let overflow = c
-        .execute(
-            "const d = document.documentElement; return d.scrollWidth - d.clientWidth;",
-            vec![],
-        )
-        .await
-        .expect("measure the page");
-    assert_eq!(
-        overflow,
-        json!(0),
-        "the page scrolls sideways by {overflow} px"
-    );
-}
-
-async fn disable_by_api(app: &TestApp, username: &str) {
-    let (status, body) = app
-        .admin_api()
-        .await
-        .patch(
-            &format!("/api/v1/users/{username}"),
-            json!({ "enabled": false }),
-        )
-        .await;
-    assert!(status.is_success(), "{body}");
-}
+use browser_support::*;
 
 // ------------------------------------------------------------------------------------------
 // Tests
@@ -425,7 +71,9 @@ async fn creating_a_person_suggests_the_username_from_the_typed_names_with_accen
             value_of(c, "#username").await == "elodie.naf"
         });
         eventually!("the availability hint", {
-            text_of(c, "#username-hint").await.contains("available")
+            try_text(c, "#username-hint")
+                .await
+                .is_some_and(|t| t.contains("available"))
         });
 
         fill(c, "#email", "elodie.naf@example.org").await;
@@ -579,9 +227,9 @@ async fn an_admin_opens_a_person_edits_them_and_sees_the_change_saved() {
             .expect("clear");
         click(c, "#edit-form button[type=submit]").await;
         eventually!("the cleared profile", {
-            text_of(c, "section[aria-labelledby=profile-heading]")
+            try_text(c, "section[aria-labelledby=profile-heading]")
                 .await
-                .contains("No profile details yet")
+                .is_some_and(|t| t.contains("No profile details yet"))
         });
     })
     .await;
@@ -598,17 +246,18 @@ async fn disabling_a_person_asks_for_confirmation_and_shows_the_disabled_badge()
         assert!(text_of(c, row).await.contains("Enabled"));
 
         // Dismissing the dialog changes nothing.
-        click(c, &format!("{row} button[type=submit]")).await;
+        let toggle = format!("{row} form[action$='/enabled'] button[type=submit]");
+        click(c, &toggle).await;
         answer_confirm(c, "Disable Jane Doe", false).await;
         assert!(text_of(c, row).await.contains("Enabled"));
 
         // Accepting disables, and the list comes back with a notice.
-        click(c, &format!("{row} button[type=submit]")).await;
+        click(c, &toggle).await;
         answer_confirm(c, "Disable Jane Doe", true).await;
         wait_for_path(c, "/admin/users?notice=disabled").await;
         assert!(text_of(c, ".alert.notice").await.contains("disabled"));
         assert!(text_of(c, &format!("{row} .badge.disabled")).await == "Disabled");
-        assert_eq!(text_of(c, &format!("{row} button")).await, "Enable");
+        assert_eq!(text_of(c, &toggle).await, "Enable");
 
         // From the detail page: enable (no question asked), then disable again.
         click(c, &format!("{row} a.person-link")).await;

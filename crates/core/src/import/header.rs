@@ -231,10 +231,9 @@ mod tests {
 
     #[test]
     fn names_match_in_any_case_and_in_snake_case() {
-        let h = header(
-            "EMAIL,user_name,First Name,LAST_NAME,about_me,time_zone,Company,onboard_user",
-        )
-        .unwrap();
+        let h =
+            header("EMAIL,user_name,First Name,LAST_NAME,about_me,time_zone,Company,onboard_user")
+                .unwrap();
         assert!(h.has(Column::OnboardUser));
         assert!(h.has(Column::Profile(ProfileField::AboutMe)));
         assert!(h.has(Column::Profile(ProfileField::TimeZone)));

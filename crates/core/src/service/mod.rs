@@ -4,8 +4,11 @@
 
 mod access;
 mod audit_log;
+mod bulk;
+mod imports;
 mod invitations;
 mod people;
+mod spaces;
 
 use std::sync::Arc;
 
@@ -19,8 +22,17 @@ use crate::people::PasswordPolicy;
 use crate::store::Store;
 
 pub use access::{Authenticated, ClientThrottle, LoginError, LoginSuccess};
+pub use bulk::{
+    BulkAction, BulkOutcome, BulkResult, Selection, SkipReason, Skipped, BULK_SYNC_LIMIT,
+};
+pub use imports::{
+    ChunkSource, ImportUpload, RunOptions, RunOutcome, UploadError, UploadOptions, CHUNK_BYTES,
+};
 pub use invitations::{check_invitable, LinkHolder};
 pub use people::{CreatePerson, PatchPerson, Suggestion};
+pub use spaces::{
+    parse_space_name, space_actions, RegisterInput, Registration, SpaceInviteOutcome,
+};
 
 /// Who is acting. Built by the access layer from a session or an API token.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,6 +88,8 @@ pub struct Usher {
     pub composer: Arc<dyn Composer>,
     /// Poked whenever a message is queued, so that the outbox worker sends it at once.
     pub outbox_signal: Arc<Notify>,
+    /// Poked whenever an import is queued, so that the import worker starts it at once.
+    pub import_signal: Arc<Notify>,
     client_throttle: Arc<ClientThrottle>,
     reset_throttle: Arc<ClientThrottle>,
 }
@@ -93,6 +107,7 @@ impl Usher {
             settings: Arc::new(settings),
             composer,
             outbox_signal: Arc::new(Notify::new()),
+            import_signal: Arc::new(Notify::new()),
             client_throttle: Arc::new(ClientThrottle::new(30)),
             reset_throttle: Arc::new(ClientThrottle::new(10)),
         }

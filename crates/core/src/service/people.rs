@@ -144,6 +144,15 @@ impl Usher {
         parsed
     }
 
+    /// The uniqueness checks of [`Self::check_free`], for other services.
+    pub(crate) async fn check_free_public(
+        &self,
+        username: &Username,
+        email: &Email,
+    ) -> Result<(), ServiceError> {
+        self.check_free(username, email).await
+    }
+
     /// Uniqueness, checked before writing so that every clash is reported at once; the
     /// store's constraints still settle races.
     async fn check_free(&self, username: &Username, email: &Email) -> Result<(), ServiceError> {

@@ -1,6 +1,9 @@
 //! The JSON API under `/api/v1` (interface: HTTP API).
 
 pub mod audit;
+pub mod bulk;
+pub mod imports;
+pub mod spaces;
 mod users;
 
 pub use users::csv_line;
@@ -22,6 +25,8 @@ pub fn routes() -> Router<AppState> {
         .route("/session", get(session))
         .route("/users", get(users::list).post(users::create))
         .route("/users.csv", get(users::export_csv))
+        .route("/users/bulk", post(bulk::bulk))
+        .route("/jobs/{id}", get(bulk::job))
         .route("/users/suggest-username", get(users::suggest_username))
         .route(
             "/users/{username}",
@@ -30,6 +35,35 @@ pub fn routes() -> Router<AppState> {
         .route("/users/{username}/roles", get(users::roles))
         .route("/users/{username}/invitation", post(users::invite))
         .route("/audit", get(audit::list))
+        // The size of an import is checked against USHER_IMPORT_MAX_BYTES as it streams in.
+        .route(
+            "/imports",
+            get(imports::list)
+                .post(imports::submit)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/imports/template.csv", get(imports::template))
+        .route("/imports/{id}", get(imports::get))
+        .route("/imports/{id}/report.csv", get(imports::report))
+        .route("/spaces", get(spaces::list).post(spaces::create))
+        .route("/spaces/{name}", get(spaces::get).patch(spaces::patch))
+        .route("/spaces/{name}/members", get(spaces::members))
+        .route(
+            "/spaces/{name}/members/{username}",
+            axum::routing::put(spaces::put_member).delete(spaces::delete_member),
+        )
+        .route(
+            "/spaces/{name}/invitations",
+            get(spaces::invitations).post(spaces::invite),
+        )
+        .route(
+            "/spaces/{name}/invitations/{id}",
+            axum::routing::delete(spaces::revoke),
+        )
+        .route(
+            "/spaces/{name}/invitations/{id}/resend",
+            post(spaces::resend),
+        )
         .fallback(|| async {
             ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such API endpoint.")
         })

@@ -196,6 +196,7 @@ struct MePage {
     layout: Layout,
     person: Person,
     roles: Vec<Membership>,
+    spaces: Vec<usher_core::store::Space>,
     notice: Option<String>,
 }
 
@@ -218,12 +219,17 @@ pub async fn me(
         Ok(r) => r,
         Err(e) => return service_error_page(e),
     };
+    let spaces = match state.usher.my_spaces(&person).await {
+        Ok(s) => s,
+        Err(e) => return service_error_page(e),
+    };
     let notice = (q.notice.as_deref() == Some("password_changed"))
         .then(|| "Your password was changed.".to_owned());
     render(&MePage {
         layout: Layout::for_caller(&state, &caller, "me"),
         person,
         roles,
+        spaces,
         notice,
     })
 }

@@ -325,3 +325,134 @@ pub async fn forgot(
         Err(e) => service_error_page(e),
     }
 }
+
+#[derive(Template)]
+#[template(path = "register.html")]
+struct RegisterPage {
+    layout: Layout,
+    token: String,
+    form_csrf: String,
+    space_name: String,
+    email: String,
+    first_name: String,
+    last_name: String,
+    username: String,
+    policy: String,
+    errors: FieldErrors,
+}
+
+/// `/register/{token}`: an external person invited to a space creates their account.
+pub async fn register_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+) -> Response {
+    match state.usher.registration(&token).await {
+        Ok(registration) => {
+            let (csrf, cookie) = form_csrf(&headers, &state);
+            let page = RegisterPage {
+                layout: Layout::anonymous(&state),
+                token,
+                form_csrf: csrf,
+                space_name: registration.space.display_name,
+                email: registration.invitation.email,
+                first_name: String::new(),
+                last_name: String::new(),
+                username: String::new(),
+                policy: state.usher.settings.password_policy.describe(),
+                errors: FieldErrors::default(),
+            };
+            with_cookie(render(&page), cookie)
+        }
+        Err(ServiceError::NotFound) => expired(&state),
+        Err(e) => service_error_page(e),
+    }
+}
+
+#[derive(Deserialize)]
+pub struct RegisterForm {
+    csrf_token: String,
+    #[serde(default)]
+    username: String,
+    first_name: String,
+    last_name: String,
+    password: String,
+    password_confirmation: String,
+}
+
+pub async fn register(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(token): Path<String>,
+    Form(form): Form<RegisterForm>,
+) -> Response {
+    if !csrf_ok(&headers, &form.csrf_token) {
+        return Redirect::to(&format!("/register/{token}")).into_response();
+    }
+    let Ok(registration) = state.usher.registration(&token).await else {
+        return expired(&state);
+    };
+    let mut username = form.username.trim().to_owned();
+    let mut errors = FieldErrors::default();
+    if username.is_empty() {
+        // Suggested from the names, with a number added when taken.
+        match state
+            .usher
+            .suggest_username(&form.first_name, &form.last_name)
+            .await
+        {
+            Ok(s) if s.available => username = s.username.unwrap_or_default(),
+            _ => {}
+        }
+    }
+    let result = if username.is_empty() {
+        errors.add(
+            "username",
+            usher_core::FieldError::new("required", "Choose a username."),
+        );
+        Err(ServiceError::Validation(errors))
+    } else {
+        state
+            .usher
+            .register(
+                &token,
+                usher_core::service::RegisterInput {
+                    username: username.clone(),
+                    first_name: form.first_name.clone(),
+                    last_name: form.last_name.clone(),
+                    password: form.password.clone(),
+                    password_confirmation: form.password_confirmation.clone(),
+                },
+            )
+            .await
+    };
+    match result {
+        Ok(success) => {
+            let max_age = (success.expires_at - state.usher.clock.now()).whole_seconds();
+            let cookie = cookies::set(
+                SESSION_COOKIE,
+                &success.session_token,
+                max_age,
+                state.config.secure_cookies(),
+            );
+            ([(header::SET_COOKIE, cookie)], Redirect::to("/me")).into_response()
+        }
+        Err(ServiceError::Validation(errors)) | Err(ServiceError::Conflict(errors)) => render_with(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            &RegisterPage {
+                layout: Layout::anonymous(&state),
+                token,
+                form_csrf: form.csrf_token.clone(),
+                space_name: registration.space.display_name,
+                email: registration.invitation.email,
+                first_name: form.first_name,
+                last_name: form.last_name,
+                username,
+                policy: state.usher.settings.password_policy.describe(),
+                errors,
+            },
+        ),
+        Err(ServiceError::NotFound) => expired(&state),
+        Err(e) => service_error_page(e),
+    }
+}

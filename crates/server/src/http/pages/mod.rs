@@ -4,7 +4,10 @@
 
 mod account;
 mod audit;
+mod bulk;
+mod imports;
 mod links;
+mod spaces;
 mod users;
 
 use askama::Template;
@@ -26,6 +29,24 @@ pub fn routes() -> Router<AppState> {
         .route("/join/{token}", get(links::join_form).post(links::join))
         .route("/reset/{token}", get(links::reset_form).post(links::reset))
         .route("/forgot", get(links::forgot_form).post(links::forgot))
+        .route("/admin/spaces", get(spaces::list).post(spaces::create))
+        .route("/spaces/{name}", get(spaces::show))
+        .route("/spaces/{name}/settings", post(spaces::settings))
+        .route("/spaces/{name}/members", post(spaces::set_member))
+        .route("/spaces/{name}/members/remove", post(spaces::remove_member))
+        .route("/spaces/{name}/invitations", post(spaces::invite))
+        .route(
+            "/spaces/{name}/invitations/{id}/resend",
+            post(spaces::resend),
+        )
+        .route(
+            "/spaces/{name}/invitations/{id}/revoke",
+            post(spaces::revoke),
+        )
+        .route(
+            "/register/{token}",
+            get(links::register_form).post(links::register),
+        )
         .route(
             "/me/password",
             get(account::password_form).post(account::change_password),
@@ -45,7 +66,24 @@ pub fn routes() -> Router<AppState> {
             "/admin/users/{username}/delete",
             post(users::delete).get(users::back_to_detail),
         )
+        .route(
+            "/admin/users/{username}/invite",
+            post(users::invite).get(users::back_to_detail),
+        )
+        .route(
+            "/admin/users/bulk",
+            post(bulk::submit).get(|| async { Redirect::to("/admin/users") }),
+        )
+        .route("/admin/jobs/{id}", get(bulk::job))
         .route("/admin/audit", get(audit::list))
+        // Files are checked against USHER_IMPORT_MAX_BYTES as they stream in.
+        .route(
+            "/admin/imports",
+            get(imports::list)
+                .post(imports::upload)
+                .layer(axum::extract::DefaultBodyLimit::disable()),
+        )
+        .route("/admin/imports/{id}", get(imports::detail))
 }
 
 /// A time as pages show it: `2026-11-24 09:00` in UTC.
@@ -79,6 +117,38 @@ pub fn machine_time(t: OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// A count with its thousands grouped: `12,345`.
+pub fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// A lifetime in words: `24 hours`, `7 days`, `15 minutes`.
+pub fn describe_duration(d: time::Duration) -> String {
+    let secs = d.whole_seconds().max(0);
+    let (n, unit) = if secs >= 2 * 86_400 && secs % 86_400 == 0 {
+        (secs / 86_400, "day")
+    } else if secs >= 3600 && secs % 3600 == 0 {
+        (secs / 3600, "hour")
+    } else if secs >= 60 && secs % 60 == 0 {
+        (secs / 60, "minute")
+    } else {
+        (secs, "second")
+    };
+    if n == 1 {
+        format!("1 {unit}")
+    } else {
+        format!("{n} {unit}s")
+    }
+}
+
 /// `path?k=v&…` with every value percent-encoded; just `path` without parameters.
 pub fn with_query(path: &str, pairs: &[(&str, String)]) -> String {
     if pairs.is_empty() {
@@ -100,6 +170,9 @@ pub fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "enabled" => "The account was enabled; its previous rights are back.",
         "disabled" => "The account was disabled and its sessions ended.",
         "deleted" => "The account was deleted. Its username stays reserved.",
+        "invited" => "Invitation sent. Its delivery shows beside the person.",
+        "created_invited" => "The account was created and an invitation sent: the person chooses their password from the link in it.",
+        "created_not_invited" => "The account was created, but no invitation could be sent. Try again with Send invitation below.",
         _ => return None,
     })
 }

@@ -1,6 +1,7 @@
-//! The people pages: the list (search, combinable filters, sorting, paging, enable/disable per
-//! row), the creation form, and a person's detail (facts, roles, edit, enable/disable, delete).
-//! Handlers translate forms into service calls; every rule lives in `usher_core`.
+//! The people pages: the list (search, combinable filters, sorting, paging, a selection for
+//! mass actions, invite and enable/disable per row), the creation form, and a person's detail
+//! (facts, enrollment, roles, edit, enable/disable, delete). Handlers translate forms into
+//! service calls; every rule lives in `usher_core`.
 
 use askama::Template;
 use axum::extract::{Path, Query, State};
@@ -9,25 +10,83 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use usher_core::error::{FieldError, FieldErrors};
 use usher_core::groups::Membership;
-use usher_core::people::{Person, PersonType, Profile, Source, PROFILE_FIELDS};
+use usher_core::mail::{Delivery, DeliveryState};
+use usher_core::people::{Enrollment, Person, PersonType, Profile, Source, PROFILE_FIELDS};
 use usher_core::query::{Sort, SortColumn, UserFilter, UserQuery, DEFAULT_PAGE_SIZE};
-use usher_core::service::{Actor, CreatePerson, PatchPerson};
+use usher_core::service::{check_invitable, Actor, CreatePerson, PatchPerson};
 use usher_core::ServiceError;
 
 use super::{
-    error_page, format_date, format_time, machine_time, notice_text, render, render_with,
-    safe_next, service_error_page, with_query, Layout,
+    describe_duration, error_page, format_date, format_time, grouped, machine_time, notice_text,
+    render_with, safe_next, service_error_page, with_query, Layout,
 };
-use crate::http::auth::AdminCaller;
+use crate::http::auth::{AdminCaller, PageCaller};
 use crate::http::forms::{self, Pairs};
 use crate::http::AppState;
 
 const PER_PAGE_CHOICES: [u32; 3] = [20, 50, 100];
-const LIST_PATH: &str = "/admin/users";
+pub(super) const LIST_PATH: &str = "/admin/users";
 
 /// The address of a person's page.
-fn person_path(username: &str) -> String {
+pub(super) fn person_path(username: &str) -> String {
     format!("{LIST_PATH}/{}", urlencoding::encode(username))
+}
+
+/// A `return_to` field that leads back to a page of the people list (filters kept), if it
+/// does; anything else (another site, another page) is ignored.
+pub(super) fn list_return(pairs: &Pairs) -> Option<String> {
+    let r = forms::get(pairs, "return_to")?;
+    let path = r.split_once('?').map_or(r, |(p, _)| p);
+    (safe_next(r) == r && path == LIST_PATH).then(|| r.to_owned())
+}
+
+/// A problem shown at the top of a page (not an error page): what did not happen, and why.
+pub(super) struct Alert {
+    pub heading: String,
+    pub message: String,
+}
+
+/// "1 try", "3 tries".
+fn tries(n: u32) -> String {
+    if n == 1 {
+        "1 try".to_owned()
+    } else {
+        format!("{n} tries")
+    }
+}
+
+/// The enrollment badge of a person: the state, with the invitation's delivery while they
+/// have not joined (`Invited · sent`), and the CSS class that colours it.
+fn enrollment_badge(person: &Person) -> (String, &'static str) {
+    let enrollment = person.enrollment();
+    let label = enrollment.label();
+    match (enrollment, &person.invitation_delivery) {
+        (Enrollment::Reinvite, Some(d)) => match d.state {
+            DeliveryState::Queued if d.attempts == 0 => {
+                (format!("{label} · sending"), "enroll-reinvite")
+            }
+            DeliveryState::Queued => (
+                format!("{label} · retrying after {}", tries(d.attempts)),
+                "enroll-reinvite",
+            ),
+            DeliveryState::Sent => (format!("{label} · sent"), "enroll-reinvite"),
+            DeliveryState::Failed => (
+                format!("{label} · failed after {}", tries(d.attempts)),
+                "enroll-failed",
+            ),
+        },
+        _ => (label.to_owned(), enrollment.as_str()),
+    }
+}
+
+/// The label of the button that sends the invitation, when the server would accept it.
+fn invite_label(person: &Person) -> Option<&'static str> {
+    check_invitable(person).ok()?;
+    Some(if person.invited_at.is_some() {
+        "Resend invitation"
+    } else {
+        "Send invitation"
+    })
 }
 
 /// A submitted form field as typed, or empty.
@@ -117,13 +176,19 @@ struct Row {
     created: String,
     created_date: String,
     created_iso: String,
-    enrollment: &'static str,
+    enrollment: String,
     enrollment_class: &'static str,
+    /// The last delivery error of the invitation, as a tooltip.
+    enrollment_title: String,
     guest: bool,
     super_user: bool,
     enabled: bool,
     can_toggle: bool,
     toggle_action: String,
+    /// The envelope's tooltip (`Send invitation`, `Resend invitation (invited on DATE)`),
+    /// when the person can be invited.
+    invite_title: Option<String>,
+    invite_action: String,
 }
 
 /// A link of the pagination bar; a gap (`…`) when `href` and `label` are empty.
@@ -137,7 +202,8 @@ struct PageLink {
 #[template(path = "users.html")]
 struct UsersPage {
     layout: Layout,
-    notice: Option<&'static str>,
+    notice: Option<String>,
+    alert: Option<Alert>,
     param_errors: Vec<String>,
     q: String,
     sort: String,
@@ -152,6 +218,59 @@ struct UsersPage {
     prev: Option<String>,
     next: Option<String>,
     filtered: bool,
+    /// The filters again, as hidden fields of the mass-action form.
+    filter_fields: Vec<(&'static str, String)>,
+    /// `1 person`, `57 people`.
+    total_people: String,
+}
+
+/// The filters of a search as address parameters, in a fixed order.
+pub(super) fn filter_pairs(f: &UserFilter) -> Vec<(&'static str, String)> {
+    let mut v = Vec::new();
+    if let Some(q) = &f.q {
+        v.push(("q", q.clone()));
+    }
+    if let Some(b) = f.enabled {
+        v.push(("enabled", b.to_string()));
+    }
+    if let Some(b) = f.connected {
+        v.push(("connected", b.to_string()));
+    }
+    if let Some(e) = f.enrollment {
+        v.push(("enrollment", e.as_str().to_owned()));
+    }
+    if let Some(k) = f.kind {
+        v.push(("type", k.as_str().to_owned()));
+    }
+    if let Some(s) = f.source {
+        v.push(("source", s.as_str().to_owned()));
+    }
+    v
+}
+
+/// The filters of a search in words, as the list's filter form names them
+/// (`Search “doe”`, `Account: Disabled`).
+pub(super) fn describe_filter(filter: &UserFilter) -> Vec<String> {
+    let list = ListState {
+        filter: filter.clone(),
+        sort: Sort::default(),
+        per_page: DEFAULT_PAGE_SIZE,
+        page: 1,
+    };
+    let mut words = Vec::new();
+    if let Some(q) = &filter.q {
+        words.push(format!("Search “{q}”"));
+    }
+    for select in list.selects() {
+        if let Some(c) = select
+            .choices
+            .iter()
+            .find(|c| c.selected && !c.value.is_empty())
+        {
+            words.push(format!("{}: {}", select.label, c.label));
+        }
+    }
+    words
 }
 
 /// The list's state as it appears in its address: only values that parsed are kept, so that
@@ -165,27 +284,7 @@ struct ListState {
 
 impl ListState {
     fn filter_pairs(&self) -> Vec<(&'static str, String)> {
-        let f = &self.filter;
-        let mut v = Vec::new();
-        if let Some(q) = &f.q {
-            v.push(("q", q.clone()));
-        }
-        if let Some(b) = f.enabled {
-            v.push(("enabled", b.to_string()));
-        }
-        if let Some(b) = f.connected {
-            v.push(("connected", b.to_string()));
-        }
-        if let Some(e) = f.enrollment {
-            v.push(("enrollment", e.as_str().to_owned()));
-        }
-        if let Some(k) = f.kind {
-            v.push(("type", k.as_str().to_owned()));
-        }
-        if let Some(s) = f.source {
-            v.push(("source", s.as_str().to_owned()));
-        }
-        v
+        filter_pairs(&self.filter)
     }
 
     fn href(&self, sort: Sort, page: u64) -> String {
@@ -313,11 +412,12 @@ impl ListState {
     }
 }
 
-fn people_count(n: u64) -> String {
+/// `1 person`, `12,345 people`.
+pub(super) fn people_count(n: u64) -> String {
     if n == 1 {
         "1 person".to_owned()
     } else {
-        format!("{n} people")
+        format!("{} people", grouped(n))
     }
 }
 
@@ -327,10 +427,41 @@ pub async fn list(
     AdminCaller(caller): AdminCaller,
     Query(pairs): Query<Pairs>,
 ) -> Response {
+    let notice = match forms::get(&pairs, "notice") {
+        Some("invited") => {
+            invited_notice(&state, &caller.auth.actor, forms::get(&pairs, "who")).await
+        }
+        code => notice_text(code).map(str::to_owned),
+    };
+    list_page(&state, &caller, &pairs, StatusCode::OK, notice, None).await
+}
+
+/// "Invitation sent to Jane Doe (jane@example.org)." for a person found by username: only
+/// what is stored is shown, never the address's text.
+async fn invited_notice(state: &AppState, actor: &Actor, who: Option<&str>) -> Option<String> {
+    let person = match who {
+        Some(username) => state.usher.person(actor, username).await.ok(),
+        None => None,
+    };
+    Some(match person {
+        Some(p) => format!("Invitation sent to {} ({}).", p.display_name(), p.email),
+        None => notice_text(Some("invited"))?.to_owned(),
+    })
+}
+
+/// The list for the parameters of its address, with a notice or an alert on top.
+async fn list_page(
+    state: &AppState,
+    caller: &PageCaller,
+    pairs: &Pairs,
+    status: StatusCode,
+    notice: Option<String>,
+    alert: Option<Alert>,
+) -> Response {
     let mut errors = FieldErrors::default();
-    let filter = forms::user_filter(&pairs, &mut errors);
-    let sort = forms::sort(&pairs, &mut errors);
-    let per_page = match forms::number(&pairs, &mut errors, "per_page", 1, 100) {
+    let filter = forms::user_filter(pairs, &mut errors);
+    let sort = forms::sort(pairs, &mut errors);
+    let per_page = match forms::number(pairs, &mut errors, "per_page", 1, 100) {
         Some(n) if PER_PAGE_CHOICES.contains(&(n as u32)) => n as u32,
         Some(_) => {
             errors.add(
@@ -341,7 +472,7 @@ pub async fn list(
         }
         None => DEFAULT_PAGE_SIZE,
     };
-    let page = forms::number(&pairs, &mut errors, "page", 1, 1_000_000_000).unwrap_or(1);
+    let page = forms::number(pairs, &mut errors, "page", 1, 1_000_000_000).unwrap_or(1);
     let list = ListState {
         filter,
         sort,
@@ -364,7 +495,11 @@ pub async fn list(
         .items
         .iter()
         .map(|p| {
-            let enrollment = p.enrollment();
+            let (enrollment, enrollment_class) = enrollment_badge(p);
+            let invite_title = invite_label(p).map(|label| match p.invited_at {
+                Some(t) => format!("{label} (invited on {})", format_date(t)),
+                None => label.to_owned(),
+            });
             let (email_user, email_domain) = match p.email.rsplit_once('@') {
                 Some((user, domain)) => (format!("{user}@"), domain.to_owned()),
                 None => (p.email.clone(), String::new()),
@@ -381,13 +516,21 @@ pub async fn list(
                 last_login_iso: p.last_login_at.map(machine_time).unwrap_or_default(),
                 created: format_time(p.created_at),
                 created_iso: machine_time(p.created_at),
-                enrollment: enrollment.label(),
-                enrollment_class: enrollment.as_str(),
+                enrollment,
+                enrollment_class,
+                enrollment_title: p
+                    .invitation_delivery
+                    .as_ref()
+                    .and_then(|d| d.last_error.clone())
+                    .map(|e| format!("Last error: {e}"))
+                    .unwrap_or_default(),
                 guest: p.kind == PersonType::External,
                 super_user: p.super_user,
                 enabled: p.enabled,
                 can_toggle: can_toggle(actor, p),
                 toggle_action: format!("{}/enabled", person_path(&p.username)),
+                invite_title,
+                invite_action: format!("{}/invite", person_path(&p.username)),
             }
         })
         .collect();
@@ -405,7 +548,12 @@ pub async fn list(
     } else {
         let from = query.offset + 1;
         let to = query.offset + rows.len() as u64;
-        format!("{from}–{to} of {}", people_count(total))
+        format!(
+            "{}–{} of {}",
+            grouped(from),
+            grouped(to),
+            people_count(total)
+        )
     };
 
     let param_errors = errors
@@ -425,8 +573,9 @@ pub async fn list(
         list.column("Created", SortColumn::CreatedAt),
     ];
     let page_view = UsersPage {
-        layout: Layout::for_caller(&state, &caller, "users"),
-        notice: notice_text(forms::get(&pairs, "notice")),
+        layout: Layout::for_caller(state, caller, "users"),
+        notice,
+        alert,
         param_errors,
         q: list.filter.q.clone().unwrap_or_default(),
         sort: if list.sort == Sort::default() {
@@ -460,8 +609,10 @@ pub async fn list(
         prev: (page > 1).then(|| list.href(list.sort, (page - 1).min(last_page))),
         next: (page < last_page).then(|| list.href(list.sort, page + 1)),
         filtered: list.filter != UserFilter::default(),
+        filter_fields: list.filter_pairs(),
+        total_people: people_count(total),
     };
-    render(&page_view)
+    render_with(status, &page_view)
 }
 
 // ----------------------------------------------------------------------------------------
@@ -470,13 +621,22 @@ pub async fn list(
 
 /// `return_to` with `notice=CODE` as its only notice.
 fn with_notice(return_to: &str, code: &str) -> String {
+    with_notice_for(return_to, code, None)
+}
+
+/// `return_to` with `notice=CODE` as its only notice, and `who=USERNAME` when the notice is
+/// about someone.
+fn with_notice_for(return_to: &str, code: &str, who: Option<&str>) -> String {
     let (path, query) = return_to.split_once('?').unwrap_or((return_to, ""));
-    let mut parts: Vec<&str> = query
+    let mut parts: Vec<String> = query
         .split('&')
-        .filter(|p| !p.is_empty() && !p.starts_with("notice="))
+        .filter(|p| !p.is_empty() && !p.starts_with("notice=") && !p.starts_with("who="))
+        .map(str::to_owned)
         .collect();
-    let notice = format!("notice={code}");
-    parts.push(&notice);
+    parts.push(format!("notice={code}"));
+    if let Some(who) = who {
+        parts.push(format!("who={}", urlencoding::encode(who)));
+    }
     format!("{path}?{}", parts.join("&"))
 }
 
@@ -542,6 +702,65 @@ pub async fn delete(
     }
 }
 
+/// `POST /admin/users/{username}/invite` (`return_to`): sends or resends the invitation, then
+/// back to the list or the person with a notice. When the server refuses (the person joined
+/// or was disabled meanwhile), the same page again with an alert saying why (409).
+pub async fn invite(
+    State(state): State<AppState>,
+    caller: AdminCaller,
+    Path(username): Path<String>,
+    Form(form): Form<Pairs>,
+) -> Response {
+    if let Err(r) = caller.0.verify_csrf(field(&form, "csrf_token")) {
+        return r;
+    }
+    let actor = &caller.0.auth.actor;
+    let back_to_list = list_return(&form);
+    match state.usher.invite(actor, &username).await {
+        Ok(person) => {
+            let back = back_to_list.unwrap_or_else(|| person_path(&person.username));
+            Redirect::to(&with_notice_for(&back, "invited", Some(&person.username))).into_response()
+        }
+        Err(ServiceError::State { message, .. }) => {
+            let name = match state.usher.person(actor, &username).await {
+                Ok(p) => p.display_name(),
+                Err(e) => return service_error_page(e),
+            };
+            let alert = Alert {
+                heading: format!("No invitation was sent to {name}."),
+                message,
+            };
+            match back_to_list {
+                Some(back) => {
+                    let query = back.split_once('?').map_or("", |(_, q)| q);
+                    let pairs: Pairs = url::form_urlencoded::parse(query.as_bytes())
+                        .into_owned()
+                        .collect();
+                    list_page(
+                        &state,
+                        &caller.0,
+                        &pairs,
+                        StatusCode::CONFLICT,
+                        None,
+                        Some(alert),
+                    )
+                    .await
+                }
+                None => {
+                    let input = DetailInput {
+                        values: None,
+                        errors: FieldErrors::default(),
+                        notice: None,
+                        alert: Some(alert),
+                    };
+                    detail_page(&state, &caller, &username, StatusCode::CONFLICT, input).await
+                }
+            }
+        }
+        Err(e) => service_error_page(e),
+    }
+}
+
 /// A `GET` on an action address (after a login interrupted a form): back to the person.
 pub async fn back_to_detail(Path(username): Path<String>) -> Redirect {
     Redirect::to(&person_path(&username))
@@ -557,6 +776,8 @@ struct NewValues {
     first_name: String,
     last_name: String,
     email: String,
+    /// "Invite now" is ticked.
+    invite: bool,
 }
 
 #[derive(Template)]
@@ -569,6 +790,7 @@ struct NewUserPage {
     /// The username was filled in by the server from the names.
     suggested: bool,
     policy: String,
+    link_ttl: String,
 }
 
 const NEW_FIELDS: &[&str] = &[
@@ -597,6 +819,7 @@ fn new_page(
             errors,
             suggested,
             policy: state.usher.settings.password_policy.describe(),
+            link_ttl: describe_duration(state.usher.settings.link_ttl),
         },
     )
 }
@@ -629,6 +852,7 @@ pub async fn create(
         first_name: field(&form, "first_name").to_owned(),
         last_name: field(&form, "last_name").to_owned(),
         email: field(&form, "email").to_owned(),
+        invite: !field(&form, "invite").is_empty(),
     };
     let input = CreatePerson {
         username: values.username.clone(),
@@ -641,9 +865,26 @@ pub async fn create(
         enabled: true,
         profile: Profile::default(),
     };
-    match state.usher.create_person(&caller.0.auth.actor, input).await {
-        Ok(person) => Redirect::to(&format!("{}?notice=created", person_path(&person.username)))
-            .into_response(),
+    let actor = &caller.0.auth.actor;
+    match state.usher.create_person(actor, input).await {
+        Ok(person) => {
+            let notice = if !values.invite {
+                "created"
+            } else if let Err(e) = state.usher.invite(actor, &person.username).await {
+                tracing::warn!(
+                    "inviting {} after creating them failed: {e}",
+                    person.username
+                );
+                "created_not_invited"
+            } else {
+                "created_invited"
+            };
+            Redirect::to(&format!(
+                "{}?notice={notice}",
+                person_path(&person.username)
+            ))
+            .into_response()
+        }
         Err(ServiceError::Validation(mut errors)) => {
             let mut suggested = false;
             if values.username.trim().is_empty() {
@@ -730,11 +971,45 @@ struct ProfileView {
     long: bool,
 }
 
+/// How the last invitation email stands, for the detail page.
+struct DeliveryView {
+    /// `Sent`, `Waiting to be sent`, `Failed`.
+    state: &'static str,
+    class: &'static str,
+    attempts: String,
+    sent_at: Option<String>,
+    last_error: Option<String>,
+}
+
+impl DeliveryView {
+    fn of(d: &Delivery) -> Self {
+        let (state, class) = match d.state {
+            DeliveryState::Queued => ("Waiting to be sent", "queued"),
+            DeliveryState::Sent => ("Sent", "sent"),
+            DeliveryState::Failed => ("Failed", "failed"),
+        };
+        let attempts = match (d.state, d.attempts) {
+            (DeliveryState::Queued, 0) => "not tried yet".to_owned(),
+            (DeliveryState::Queued, n) => format!("{} failed so far, retrying", tries(n)),
+            (DeliveryState::Sent, n) => format!("after {}", tries(n.max(1))),
+            (DeliveryState::Failed, n) => format!("gave up after {}", tries(n)),
+        };
+        Self {
+            state,
+            class,
+            attempts,
+            sent_at: d.sent_at.map(format_time),
+            last_error: d.last_error.clone(),
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "user.html")]
 struct UserPage {
     layout: Layout,
-    notice: Option<&'static str>,
+    notice: Option<String>,
+    alert: Option<Alert>,
     person: Person,
     href: String,
     name: String,
@@ -744,8 +1019,13 @@ struct UserPage {
     last_login_iso: String,
     invited: Option<String>,
     joined: Option<String>,
-    enrollment: &'static str,
+    enrollment: String,
     enrollment_class: &'static str,
+    /// What the enrollment state means, in a sentence.
+    enrollment_text: &'static str,
+    delivery: Option<DeliveryView>,
+    /// `Send invitation` or `Resend invitation`, when the server would accept it.
+    invite_label: Option<&'static str>,
     guest: bool,
     ldap: bool,
     roles: Vec<Membership>,
@@ -757,6 +1037,7 @@ struct UserPage {
     can_toggle: bool,
     can_delete: bool,
     policy: String,
+    link_ttl: String,
 }
 
 const EDIT_FIELDS: &[&str] = &[
@@ -770,7 +1051,8 @@ const EDIT_FIELDS: &[&str] = &[
 struct DetailInput {
     values: Option<EditValues>,
     errors: FieldErrors,
-    notice: Option<&'static str>,
+    notice: Option<String>,
+    alert: Option<Alert>,
 }
 
 /// Loads the person and their roles and renders the page.
@@ -814,9 +1096,32 @@ async fn detail_page(
     );
     let placed: Vec<&str> = placed.iter().map(String::as_str).collect();
     let enrollment = person.enrollment();
+    let (enrollment_label, enrollment_class) = enrollment_badge(&person);
+    let enrollment_text = match enrollment {
+        Enrollment::Invite | Enrollment::Reinvite if !person.enabled => {
+            "Never connected. Enable the account to invite them."
+        }
+        Enrollment::Invite => {
+            "Never invited and never connected: an invitation lets them choose a password."
+        }
+        Enrollment::Reinvite => {
+            "Invited, not joined yet. A new invitation replaces the earlier link."
+        }
+        Enrollment::Accepted => "Joined through an invitation.",
+        Enrollment::Connected => "Connected without an invitation.",
+        Enrollment::NotPossible => {
+            "External and directory (LDAP) accounts are not invited from here."
+        }
+    };
+    // The `invited` notice names the address it went to: the stored one, never the URL's.
+    let notice = match input.notice.as_deref() {
+        Some("invited") => Some(format!("Invitation sent to {}.", person.email)),
+        _ => input.notice,
+    };
     let page = UserPage {
         layout: Layout::for_caller(state, &caller.0, "users"),
-        notice: input.notice,
+        notice,
+        alert: input.alert,
         href: person_path(&person.username),
         name: person.display_name(),
         created: format_time(person.created_at),
@@ -825,8 +1130,16 @@ async fn detail_page(
         last_login_iso: person.last_login_at.map(machine_time).unwrap_or_default(),
         invited: person.invited_at.map(format_time),
         joined: person.joined_at.map(format_time),
-        enrollment: enrollment.label(),
-        enrollment_class: enrollment.as_str(),
+        enrollment: enrollment_label,
+        enrollment_class,
+        enrollment_text,
+        delivery: match enrollment {
+            Enrollment::Reinvite | Enrollment::Accepted => {
+                person.invitation_delivery.as_ref().map(DeliveryView::of)
+            }
+            _ => None,
+        },
+        invite_label: invite_label(&person),
         guest: person.kind == PersonType::External,
         ldap: person.source == Source::Ldap,
         roles,
@@ -838,6 +1151,7 @@ async fn detail_page(
         can_toggle: can_toggle(actor, &person),
         can_delete: actor.super_user && person.id != actor.id && !person.super_user,
         policy: state.usher.settings.password_policy.describe(),
+        link_ttl: describe_duration(state.usher.settings.link_ttl),
         person,
     };
     render_with(status, &page)
@@ -853,7 +1167,11 @@ pub async fn detail(
     let input = DetailInput {
         values: None,
         errors: FieldErrors::default(),
-        notice: notice_text(forms::get(&pairs, "notice")),
+        notice: match forms::get(&pairs, "notice") {
+            Some("invited") => Some("invited".to_owned()),
+            code => notice_text(code).map(str::to_owned),
+        },
+        alert: None,
     };
     detail_page(&state, &caller, &username, StatusCode::OK, input).await
 }
@@ -884,6 +1202,7 @@ pub async fn update(
             values: Some(values),
             errors,
             notice: None,
+            alert: None,
         };
         return detail_page(
             &state,
@@ -924,6 +1243,7 @@ pub async fn update(
         values: Some(values),
         errors,
         notice: None,
+        alert: None,
     };
     detail_page(&state, &caller, &username, status, input).await
 }

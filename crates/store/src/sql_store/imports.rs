@@ -1,0 +1,900 @@
+//! Import jobs (product §6): jobs with their lease, files in chunks, report lines, and the
+//! steps that apply a batch of rows.
+//!
+//! A step writes a whole batch with a handful of statements whatever its size: the rows go to
+//! the database as one JSON array, unpacked by `json_each` on SQLite and `json_to_recordset`
+//! on PostgreSQL, so that a 1,000-row batch is one round trip per table rather than one per
+//! row. Each step first moves the job's progress, and only if the caller still holds the
+//! lease and agrees on where the job stands: that fence is what keeps a row from being
+//! applied twice when a worker that lost its job wakes up.
+
+use serde_json::{json, Value};
+use time::OffsetDateTime;
+use usher_core::audit::AuditRecord;
+use usher_core::clock::{from_millis, to_millis};
+use usher_core::fold::{fold, search_text};
+use usher_core::groups::Membership;
+use usher_core::import::{
+    ImportCounts, ImportIssue, ImportJob, ImportKeys, ImportLease, ImportLookup, ImportState,
+    ImportStep, NewImport, Severity,
+};
+use usher_core::people::Person;
+use usher_core::query::Page;
+use usher_core::store::{Conflict, StoreError, StoreResult};
+
+use super::{backend, begin_write, db_error, SqlStore};
+use crate::pool::{on_pool, Pool};
+use crate::rows::PersonRow;
+use crate::sql::{insert_message, PEOPLE_VIEW, PERSON_COLUMNS};
+
+const JOB_COLUMNS: &str = "id, state, dry_run, file_name, file_bytes, actor, row_count, \
+    processed, created, updated, unchanged, failed, warnings, created_at, started_at, \
+    finished_at, error, owner, lease_until, attempts";
+
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    id: i64,
+    state: String,
+    dry_run: bool,
+    file_name: Option<String>,
+    file_bytes: i64,
+    actor: Option<String>,
+    row_count: i64,
+    processed: i64,
+    created: i64,
+    updated: i64,
+    unchanged: i64,
+    failed: i64,
+    warnings: i64,
+    created_at: i64,
+    started_at: Option<i64>,
+    finished_at: Option<i64>,
+    error: Option<String>,
+    owner: Option<String>,
+    lease_until: Option<i64>,
+    attempts: i64,
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+fn signed(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl TryFrom<JobRow> for ImportJob {
+    type Error = StoreError;
+
+    fn try_from(r: JobRow) -> Result<Self, StoreError> {
+        Ok(ImportJob {
+            id: r.id,
+            state: ImportState::parse(&r.state)
+                .ok_or_else(|| backend(format!("unknown import state {:?}", r.state)))?,
+            dry_run: r.dry_run,
+            file_name: r.file_name,
+            file_bytes: count(r.file_bytes),
+            actor: r.actor,
+            counts: ImportCounts {
+                rows: count(r.row_count),
+                processed: count(r.processed),
+                created: count(r.created),
+                updated: count(r.updated),
+                unchanged: count(r.unchanged),
+                failed: count(r.failed),
+                warnings: count(r.warnings),
+            },
+            created_at: from_millis(r.created_at),
+            started_at: r.started_at.map(from_millis),
+            finished_at: r.finished_at.map(from_millis),
+            error: r.error,
+            owner: r.owner,
+            lease_until: r.lease_until.map(from_millis),
+            attempts: u32::try_from(r.attempts).unwrap_or(u32::MAX),
+        })
+    }
+}
+
+type IssueRow = (i64, i64, String, String, String, String, String);
+
+/// `(field, PostgreSQL type)` of the objects of a JSON array a statement reads.
+type Fields = &'static [(&'static str, &'static str)];
+
+/// A FROM item named `j` with one row per object of the JSON array bound to `$param`, its
+/// columns named after `fields`.
+fn json_rows(pool: &Pool, param: usize, fields: Fields) -> String {
+    match pool {
+        Pool::Sqlite(_) => {
+            let columns: Vec<String> = fields
+                .iter()
+                .map(|(name, _)| format!("value->>'{name}' AS {name}"))
+                .collect();
+            format!(
+                "(SELECT {} FROM json_each(${param})) AS j",
+                columns.join(", ")
+            )
+        }
+        Pool::Postgres(_) => {
+            let columns: Vec<String> = fields
+                .iter()
+                .map(|(name, kind)| format!("{name} {kind}"))
+                .collect();
+            format!(
+                "json_to_recordset(${param}::json) AS j({})",
+                columns.join(", ")
+            )
+        }
+    }
+}
+
+/// A subquery listing the strings of the JSON array bound to `$param`.
+fn json_strings(pool: &Pool, param: usize) -> String {
+    match pool {
+        Pool::Sqlite(_) => format!("SELECT value FROM json_each(${param})"),
+        Pool::Postgres(_) => format!("SELECT json_array_elements_text(${param}::json)"),
+    }
+}
+
+const PERSON_FIELDS: Fields = &[
+    ("username", "text"),
+    ("first_name", "text"),
+    ("last_name", "text"),
+    ("email", "text"),
+    ("email_key", "text"),
+    ("first_name_key", "text"),
+    ("last_name_key", "text"),
+    ("search_text", "text"),
+    ("password_hash", "text"),
+    ("password_temporary", "boolean"),
+    ("enabled", "boolean"),
+    ("kind", "text"),
+    ("source", "text"),
+    ("super_user", "boolean"),
+    ("created_at", "bigint"),
+    ("position", "text"),
+    ("organization", "text"),
+    ("department", "text"),
+    ("location", "text"),
+    ("phone", "text"),
+    ("manager", "text"),
+    ("about_me", "text"),
+    ("time_zone", "text"),
+];
+
+/// The columns an import changes on an existing person (never the password).
+const UPDATE_FIELDS: Fields = &[
+    ("id", "bigint"),
+    ("first_name", "text"),
+    ("last_name", "text"),
+    ("email", "text"),
+    ("email_key", "text"),
+    ("first_name_key", "text"),
+    ("last_name_key", "text"),
+    ("search_text", "text"),
+    ("enabled", "boolean"),
+    ("position", "text"),
+    ("organization", "text"),
+    ("department", "text"),
+    ("location", "text"),
+    ("phone", "text"),
+    ("manager", "text"),
+    ("about_me", "text"),
+    ("time_zone", "text"),
+];
+
+const MEMBERSHIP_FIELDS: Fields = &[("username", "text"), ("grp", "text"), ("role", "text")];
+
+const AUDIT_FIELDS: Fields = &[
+    ("at", "bigint"),
+    ("actor", "text"),
+    ("action", "text"),
+    ("target", "text"),
+    ("details", "text"),
+];
+
+const ISSUE_FIELDS: Fields = &[
+    ("line", "bigint"),
+    ("username", "text"),
+    ("field", "text"),
+    ("severity", "text"),
+    ("code", "text"),
+    ("message", "text"),
+];
+
+const ID_FIELDS: Fields = &[("id", "bigint")];
+const USERNAME_FIELDS: Fields = &[("username", "text")];
+
+/// The statements of a step for one backend.
+struct StepSql {
+    insert_people: String,
+    insert_memberships: String,
+    update_people: String,
+    end_sessions: String,
+    insert_audit: String,
+    insert_issues: String,
+    insert_invites: String,
+}
+
+impl StepSql {
+    fn new(pool: &Pool) -> Self {
+        let names = |fields: Fields| {
+            fields
+                .iter()
+                .map(|(n, _)| *n)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let select = |fields: Fields| {
+            fields
+                .iter()
+                .map(|(n, _)| format!("j.{n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let sets = UPDATE_FIELDS[1..]
+            .iter()
+            .map(|(n, _)| format!("{n} = j.{n}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Self {
+            // A username a deleted person held stays reserved: such rows are left out, and
+            // the caller sees fewer rows back.
+            insert_people: format!(
+                "INSERT INTO people ({}) SELECT {} FROM {} \
+                 WHERE NOT EXISTS (SELECT 1 FROM deleted_usernames d WHERE d.username = j.username) \
+                 RETURNING id",
+                names(PERSON_FIELDS),
+                select(PERSON_FIELDS),
+                json_rows(pool, 1, PERSON_FIELDS)
+            ),
+            // `WHERE true` settles SQLite's parse of ON CONFLICT after a join.
+            insert_memberships: format!(
+                "INSERT INTO memberships (person_id, group_id, role) SELECT p.id, g.id, j.role \
+                 FROM {} JOIN people p ON p.username = j.username \
+                 JOIN user_groups g ON g.path = j.grp WHERE true \
+                 ON CONFLICT (person_id, group_id) DO NOTHING",
+                json_rows(pool, 1, MEMBERSHIP_FIELDS)
+            ),
+            update_people: format!(
+                "UPDATE people SET {sets} FROM {} WHERE people.id = j.id",
+                json_rows(pool, 1, UPDATE_FIELDS)
+            ),
+            end_sessions: format!(
+                "DELETE FROM sessions WHERE person_id IN (SELECT j.id FROM {})",
+                json_rows(pool, 1, ID_FIELDS)
+            ),
+            insert_audit: format!(
+                "INSERT INTO audit_log ({}) SELECT {} FROM {}",
+                names(AUDIT_FIELDS),
+                select(AUDIT_FIELDS),
+                json_rows(pool, 1, AUDIT_FIELDS)
+            ),
+            insert_issues: format!(
+                "INSERT INTO import_issues (job_id, {}) SELECT $2, {} FROM {}",
+                names(ISSUE_FIELDS),
+                select(ISSUE_FIELDS),
+                json_rows(pool, 1, ISSUE_FIELDS)
+            ),
+            insert_invites: format!(
+                "INSERT INTO import_invites (job_id, username) SELECT $2, j.username FROM {} \
+                 WHERE true ON CONFLICT (job_id, username) DO NOTHING",
+                json_rows(pool, 1, USERNAME_FIELDS)
+            ),
+        }
+    }
+}
+
+fn audit_json(audits: &[AuditRecord]) -> Value {
+    Value::Array(
+        audits
+            .iter()
+            .map(|a| {
+                json!({
+                    "at": to_millis(a.at), "actor": a.actor, "action": a.action,
+                    "target": a.target, "details": a.details.to_string(),
+                })
+            })
+            .collect(),
+    )
+}
+
+/// The JSON arrays of one step, built before the transaction.
+struct StepJson {
+    people: Option<String>,
+    memberships: Option<String>,
+    updates: Option<String>,
+    end_sessions: Option<String>,
+    audits: Option<String>,
+    issues: Option<String>,
+    invites: Option<String>,
+}
+
+fn non_empty(items: Vec<Value>) -> Option<String> {
+    (!items.is_empty()).then(|| Value::Array(items).to_string())
+}
+
+impl StepJson {
+    fn new(step: &ImportStep) -> Self {
+        let people = step
+            .creates
+            .iter()
+            .map(|n| {
+                let p = &n.profile;
+                json!({
+                    "username": n.username, "first_name": n.first_name,
+                    "last_name": n.last_name, "email": n.email,
+                    "email_key": n.email.to_lowercase(),
+                    "first_name_key": fold(&n.first_name), "last_name_key": fold(&n.last_name),
+                    "search_text": search_text(&n.username, &n.first_name, &n.last_name, &n.email),
+                    "password_hash": n.password_hash,
+                    "password_temporary": n.password_temporary, "enabled": n.enabled,
+                    "kind": n.kind.as_str(), "source": n.source.as_str(),
+                    "super_user": n.super_user, "created_at": to_millis(n.created_at),
+                    "position": p.position, "organization": p.organization,
+                    "department": p.department, "location": p.location, "phone": p.phone,
+                    "manager": p.manager, "about_me": p.about_me, "time_zone": p.time_zone,
+                })
+            })
+            .collect();
+        let memberships = step
+            .creates
+            .iter()
+            .flat_map(|n| n.memberships.iter().map(move |m| (&n.username, m)))
+            .chain(
+                step.updates
+                    .iter()
+                    .flat_map(|u| u.add_memberships.iter().map(move |m| (&u.username, m))),
+            )
+            .map(|(username, (group, role))| {
+                json!({ "username": username, "grp": group, "role": role })
+            })
+            .collect();
+        let updates = step
+            .updates
+            .iter()
+            .map(|u| {
+                let (n, p) = (&u.update, &u.update.profile);
+                json!({
+                    "id": u.id, "first_name": n.first_name, "last_name": n.last_name,
+                    "email": n.email, "email_key": n.email.to_lowercase(),
+                    "first_name_key": fold(&n.first_name), "last_name_key": fold(&n.last_name),
+                    "search_text": search_text(&u.username, &n.first_name, &n.last_name, &n.email),
+                    "enabled": n.enabled,
+                    "position": p.position, "organization": p.organization,
+                    "department": p.department, "location": p.location, "phone": p.phone,
+                    "manager": p.manager, "about_me": p.about_me, "time_zone": p.time_zone,
+                })
+            })
+            .collect();
+        let end_sessions = step
+            .updates
+            .iter()
+            .filter(|u| u.end_sessions)
+            .map(|u| json!({ "id": u.id }))
+            .collect();
+        let issues = step
+            .issues
+            .iter()
+            .map(|i| {
+                json!({
+                    "line": signed(i.line), "username": i.username, "field": i.field,
+                    "severity": i.severity.as_str(), "code": i.code, "message": i.message,
+                })
+            })
+            .collect();
+        let invites = step
+            .invites
+            .iter()
+            .map(|u| json!({ "username": u }))
+            .collect();
+        Self {
+            people: non_empty(people),
+            memberships: non_empty(memberships),
+            updates: non_empty(updates),
+            end_sessions: non_empty(end_sessions),
+            audits: (!step.audits.is_empty()).then(|| audit_json(&step.audits).to_string()),
+            issues: non_empty(issues),
+            invites: non_empty(invites),
+        }
+    }
+}
+
+impl SqlStore {
+    pub(super) async fn insert_import(&self, new: &NewImport) -> StoreResult<i64> {
+        on_pool!(self.pool(), |p| {
+            sqlx::query_scalar(
+                "INSERT INTO import_jobs (state, dry_run, file_name, actor, created_at) \
+                 VALUES ('receiving', $1, $2, $3, $4) RETURNING id",
+            )
+            .bind(new.dry_run)
+            .bind(&new.file_name)
+            .bind(&new.actor)
+            .bind(to_millis(new.created_at))
+            .fetch_one(p)
+            .await
+        })
+        .map_err(db_error)
+    }
+
+    pub(super) async fn insert_import_chunk(
+        &self,
+        job_id: i64,
+        seq: u32,
+        data: &[u8],
+    ) -> StoreResult<()> {
+        on_pool!(self.pool(), |p| {
+            sqlx::query("INSERT INTO import_chunks (job_id, seq, data) VALUES ($1, $2, $3)")
+                .bind(job_id)
+                .bind(i64::from(seq))
+                .bind(data)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })
+        .map_err(db_error)
+    }
+
+    pub(super) async fn queue_import_job(
+        &self,
+        job_id: i64,
+        rows: u64,
+        file_bytes: u64,
+        lease: Option<&ImportLease>,
+        audit: &AuditRecord,
+    ) -> StoreResult<ImportJob> {
+        let audits = audit_json(std::slice::from_ref(audit)).to_string();
+        let insert_audit = StepSql::new(self.pool()).insert_audit;
+        let (state, owner, token, until, started, attempts) = match lease {
+            Some(l) => (
+                "running",
+                Some(l.owner.as_str()),
+                Some(l.token.as_str()),
+                Some(to_millis(l.until)),
+                Some(to_millis(audit.at)),
+                1i64,
+            ),
+            None => ("queued", None, None, None, None, 0),
+        };
+        on_pool!(self.pool(), |p| {
+            let mut tx = begin_write(p).await.map_err(db_error)?;
+            let done = sqlx::query(
+                "UPDATE import_jobs SET state = $1, row_count = $2, file_bytes = $3, owner = $4, \
+                 lease_token = $5, lease_until = $6, started_at = $7, attempts = $8 \
+                 WHERE id = $9 AND state = 'receiving'",
+            )
+            .bind(state)
+            .bind(signed(rows))
+            .bind(signed(file_bytes))
+            .bind(owner)
+            .bind(token)
+            .bind(until)
+            .bind(started)
+            .bind(attempts)
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::NotFound);
+            }
+            sqlx::query(&insert_audit)
+                .bind(&audits)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)
+        })?;
+        self.fetch_import_job(job_id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub(super) async fn delete_receiving_import(&self, job_id: i64) -> StoreResult<()> {
+        on_pool!(self.pool(), |p| {
+            sqlx::query("DELETE FROM import_jobs WHERE id = $1 AND state = 'receiving'")
+                .bind(job_id)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })
+        .map_err(db_error)
+    }
+
+    pub(super) async fn purge_receiving_imports(&self, before: OffsetDateTime) -> StoreResult<u64> {
+        on_pool!(self.pool(), |p| {
+            sqlx::query("DELETE FROM import_jobs WHERE state = 'receiving' AND created_at < $1")
+                .bind(to_millis(before))
+                .execute(p)
+                .await
+                .map(|r| r.rows_affected())
+        })
+        .map_err(db_error)
+    }
+
+    pub(super) async fn fetch_import_job(&self, id: i64) -> StoreResult<Option<ImportJob>> {
+        let sql =
+            format!("SELECT {JOB_COLUMNS} FROM import_jobs WHERE id = $1 AND state <> 'receiving'");
+        let row: Option<JobRow> = on_pool!(self.pool(), |p| {
+            sqlx::query_as(&sql).bind(id).fetch_optional(p).await
+        })
+        .map_err(db_error)?;
+        row.map(ImportJob::try_from).transpose()
+    }
+
+    pub(super) async fn list_import_jobs(
+        &self,
+        limit: u32,
+        offset: u64,
+    ) -> StoreResult<Page<ImportJob>> {
+        let sql = format!(
+            "SELECT {JOB_COLUMNS} FROM import_jobs WHERE state <> 'receiving' \
+             ORDER BY id DESC LIMIT $1 OFFSET $2"
+        );
+        let (total, rows): (i64, Vec<JobRow>) = on_pool!(self.pool(), |p| {
+            let total: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM import_jobs WHERE state <> 'receiving'")
+                    .fetch_one(p)
+                    .await
+                    .map_err(db_error)?;
+            let rows = sqlx::query_as(&sql)
+                .bind(i64::from(limit))
+                .bind(signed(offset))
+                .fetch_all(p)
+                .await
+                .map_err(db_error)?;
+            Ok::<_, StoreError>((total, rows))
+        })?;
+        Ok(Page {
+            items: rows
+                .into_iter()
+                .map(ImportJob::try_from)
+                .collect::<Result<_, _>>()?,
+            total: count(total),
+        })
+    }
+
+    pub(super) async fn fetch_import_chunk(
+        &self,
+        job_id: i64,
+        seq: u32,
+    ) -> StoreResult<Option<Vec<u8>>> {
+        on_pool!(self.pool(), |p| {
+            sqlx::query_scalar("SELECT data FROM import_chunks WHERE job_id = $1 AND seq = $2")
+                .bind(job_id)
+                .bind(i64::from(seq))
+                .fetch_optional(p)
+                .await
+        })
+        .map_err(db_error)
+    }
+
+    pub(super) async fn claim_import_job(
+        &self,
+        lease: &ImportLease,
+        now: OffsetDateTime,
+        reclaim_from: Option<&str>,
+    ) -> StoreResult<Option<ImportJob>> {
+        // PostgreSQL: a job another node is claiming is skipped, not waited for. SQLite has
+        // one writer at a time, which keeps claims apart already.
+        let lock = match self.pool() {
+            Pool::Sqlite(_) => "",
+            Pool::Postgres(_) => " FOR UPDATE SKIP LOCKED",
+        };
+        let sql = format!(
+            "UPDATE import_jobs SET state = 'running', owner = $1, lease_token = $2, \
+             lease_until = $3, started_at = COALESCE(started_at, $4), attempts = attempts + 1 \
+             WHERE id = (SELECT id FROM import_jobs WHERE state = 'queued' \
+             OR (state = 'running' AND (lease_until < $4 OR owner = $5)) \
+             ORDER BY id LIMIT 1{lock}) RETURNING {JOB_COLUMNS}"
+        );
+        let row: Option<JobRow> = on_pool!(self.pool(), |p| {
+            let mut tx = begin_write(p).await.map_err(db_error)?;
+            let row = sqlx::query_as(&sql)
+                .bind(&lease.owner)
+                .bind(&lease.token)
+                .bind(to_millis(lease.until))
+                .bind(to_millis(now))
+                .bind(reclaim_from)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)?;
+            Ok::<_, StoreError>(row)
+        })?;
+        row.map(ImportJob::try_from).transpose()
+    }
+
+    pub(super) async fn lookup_for_import(&self, keys: &ImportKeys) -> StoreResult<ImportLookup> {
+        let pool = self.pool();
+        let list = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let mut lookup = ImportLookup::default();
+        if !keys.usernames.is_empty() {
+            let usernames = list(&keys.usernames);
+            let people_sql = format!(
+                "SELECT {PERSON_COLUMNS} FROM {PEOPLE_VIEW} WHERE username IN ({})",
+                json_strings(pool, 1)
+            );
+            let memberships_sql = format!(
+                "SELECT m.person_id, m.role, g.path, g.label FROM memberships m \
+                 JOIN user_groups g ON g.id = m.group_id JOIN people p ON p.id = m.person_id \
+                 WHERE p.username IN ({}) ORDER BY g.path",
+                json_strings(pool, 1)
+            );
+            let deleted_sql = format!(
+                "SELECT username FROM deleted_usernames WHERE username IN ({})",
+                json_strings(pool, 1)
+            );
+            let (people, memberships, deleted): (
+                Vec<PersonRow>,
+                Vec<(i64, String, String, String)>,
+                Vec<String>,
+            ) = on_pool!(pool, |p| {
+                let people = sqlx::query_as(&people_sql)
+                    .bind(&usernames)
+                    .fetch_all(p)
+                    .await
+                    .map_err(db_error)?;
+                let memberships = sqlx::query_as(&memberships_sql)
+                    .bind(&usernames)
+                    .fetch_all(p)
+                    .await
+                    .map_err(db_error)?;
+                let deleted = sqlx::query_scalar(&deleted_sql)
+                    .bind(&usernames)
+                    .fetch_all(p)
+                    .await
+                    .map_err(db_error)?;
+                Ok::<_, StoreError>((people, memberships, deleted))
+            })?;
+            let mut by_person: std::collections::HashMap<i64, Vec<Membership>> =
+                std::collections::HashMap::new();
+            for (person_id, role, group, group_label) in memberships {
+                by_person.entry(person_id).or_default().push(Membership {
+                    role,
+                    group,
+                    group_label,
+                });
+            }
+            for row in people {
+                let person = Person::try_from(row)?;
+                let memberships = by_person.remove(&person.id).unwrap_or_default();
+                lookup.people.push((person, memberships));
+            }
+            lookup.deleted = deleted;
+        }
+        if !keys.email_keys.is_empty() {
+            let emails = list(&keys.email_keys);
+            let sql = format!(
+                "SELECT email_key, id, username FROM people WHERE email_key IN ({})",
+                json_strings(pool, 1)
+            );
+            lookup.email_owners = on_pool!(pool, |p| {
+                sqlx::query_as(&sql).bind(&emails).fetch_all(p).await
+            })
+            .map_err(db_error)?;
+        }
+        if !keys.groups.is_empty() {
+            let groups = list(&keys.groups);
+            let sql = format!(
+                "SELECT path FROM user_groups WHERE path IN ({})",
+                json_strings(pool, 1)
+            );
+            lookup.groups = on_pool!(pool, |p| {
+                sqlx::query_scalar(&sql).bind(&groups).fetch_all(p).await
+            })
+            .map_err(db_error)?;
+        }
+        Ok(lookup)
+    }
+
+    pub(super) async fn apply_step(
+        &self,
+        job_id: i64,
+        lease_token: &str,
+        step: &ImportStep,
+    ) -> StoreResult<()> {
+        let sql = StepSql::new(self.pool());
+        let data = StepJson::new(step);
+        let c = &step.counts;
+        on_pool!(self.pool(), |p| {
+            let mut tx = begin_write(p).await.map_err(db_error)?;
+            // The fence first: on PostgreSQL it also locks the job's row, so that two workers
+            // that both believe they hold the job commit one after the other, and the second
+            // finds `processed` moved.
+            let moved = sqlx::query(
+                "UPDATE import_jobs SET processed = $1, created = $2, updated = $3, \
+                 unchanged = $4, failed = $5, warnings = $6, lease_until = $7 \
+                 WHERE id = $8 AND lease_token = $9 AND processed = $10 AND state = 'running'",
+            )
+            .bind(signed(c.processed))
+            .bind(signed(c.created))
+            .bind(signed(c.updated))
+            .bind(signed(c.unchanged))
+            .bind(signed(c.failed))
+            .bind(signed(c.warnings))
+            .bind(to_millis(step.lease_until))
+            .bind(job_id)
+            .bind(lease_token)
+            .bind(signed(step.expected_processed))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if moved.rows_affected() != 1 {
+                return Err(StoreError::NotFound);
+            }
+            if let Some(people) = &data.people {
+                let ids: Vec<i64> = sqlx::query_scalar(&sql.insert_people)
+                    .bind(people)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+                if ids.len() != step.creates.len() {
+                    return Err(StoreError::Conflict(Conflict::UsernameReserved));
+                }
+            }
+            if let Some(updates) = &data.updates {
+                sqlx::query(&sql.update_people)
+                    .bind(updates)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            if let Some(memberships) = &data.memberships {
+                sqlx::query(&sql.insert_memberships)
+                    .bind(memberships)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            for notice in step.updates.iter().flat_map(|u| &u.notices) {
+                insert_message!(&mut *tx, notice)?;
+            }
+            if let Some(ids) = &data.end_sessions {
+                sqlx::query(&sql.end_sessions)
+                    .bind(ids)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            if let Some(audits) = &data.audits {
+                sqlx::query(&sql.insert_audit)
+                    .bind(audits)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            if let Some(issues) = &data.issues {
+                sqlx::query(&sql.insert_issues)
+                    .bind(issues)
+                    .bind(job_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            if let Some(invites) = &data.invites {
+                sqlx::query(&sql.insert_invites)
+                    .bind(invites)
+                    .bind(job_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            tx.commit().await.map_err(db_error)
+        })
+    }
+
+    pub(super) async fn pending_invites(
+        &self,
+        job_id: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<String>> {
+        on_pool!(self.pool(), |p| {
+            sqlx::query_scalar(
+                "SELECT username FROM import_invites WHERE job_id = $1 ORDER BY username LIMIT $2",
+            )
+            .bind(job_id)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await
+        })
+        .map_err(db_error)
+    }
+
+    pub(super) async fn delete_invite(&self, job_id: i64, username: &str) -> StoreResult<()> {
+        on_pool!(self.pool(), |p| {
+            sqlx::query("DELETE FROM import_invites WHERE job_id = $1 AND username = $2")
+                .bind(job_id)
+                .bind(username)
+                .execute(p)
+                .await
+                .map(|_| ())
+        })
+        .map_err(db_error)
+    }
+
+    pub(super) async fn end_import(
+        &self,
+        job_id: i64,
+        lease_token: &str,
+        state: ImportState,
+        error: Option<&str>,
+        at: OffsetDateTime,
+        audit: &AuditRecord,
+    ) -> StoreResult<ImportJob> {
+        let audits = audit_json(std::slice::from_ref(audit)).to_string();
+        let insert_audit = StepSql::new(self.pool()).insert_audit;
+        on_pool!(self.pool(), |p| {
+            let mut tx = begin_write(p).await.map_err(db_error)?;
+            let done = sqlx::query(
+                "UPDATE import_jobs SET state = $1, error = $2, finished_at = $3, \
+                 lease_token = NULL, lease_until = NULL \
+                 WHERE id = $4 AND lease_token = $5 AND state = 'running'",
+            )
+            .bind(state.as_str())
+            .bind(error)
+            .bind(to_millis(at))
+            .bind(job_id)
+            .bind(lease_token)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_error)?;
+            if done.rows_affected() != 1 {
+                return Err(StoreError::NotFound);
+            }
+            // The file is no longer needed (the report stays): a 500 MB upload does not
+            // weigh on the database forever.
+            for table in ["import_chunks", "import_invites"] {
+                sqlx::query(&format!("DELETE FROM {table} WHERE job_id = $1"))
+                    .bind(job_id)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_error)?;
+            }
+            sqlx::query(&insert_audit)
+                .bind(&audits)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
+            tx.commit().await.map_err(db_error)
+        })?;
+        self.fetch_import_job(job_id)
+            .await?
+            .ok_or(StoreError::NotFound)
+    }
+
+    pub(super) async fn fetch_import_issues(
+        &self,
+        job_id: i64,
+        after: i64,
+        limit: u32,
+    ) -> StoreResult<Vec<(i64, ImportIssue)>> {
+        let rows: Vec<IssueRow> = on_pool!(self.pool(), |p| {
+            sqlx::query_as(
+                "SELECT id, line, username, field, severity, code, message FROM import_issues \
+                 WHERE job_id = $1 AND id > $2 ORDER BY id LIMIT $3",
+            )
+            .bind(job_id)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await
+        })
+        .map_err(db_error)?;
+        rows.into_iter()
+            .map(|(id, line, username, field, severity, code, message)| {
+                Ok((
+                    id,
+                    ImportIssue {
+                        line: count(line),
+                        username,
+                        field,
+                        severity: Severity::parse(&severity)
+                            .ok_or_else(|| backend(format!("unknown severity {severity:?}")))?,
+                        code,
+                        message,
+                    },
+                ))
+            })
+            .collect()
+    }
+}
