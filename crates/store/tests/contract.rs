@@ -13,6 +13,8 @@ mod support;
 mod audit;
 #[path = "contract/outbox.rs"]
 mod outbox;
+#[path = "contract/imports.rs"]
+mod imports;
 #[path = "contract/people.rs"]
 mod people;
 #[path = "contract/search.rs"]

@@ -265,7 +265,7 @@ impl SqlStore {
             match retry_at {
                 Some(retry_at) => sqlx::query(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $1, \
-                     next_attempt_at = $2 WHERE id = $3",
+                     next_attempt_at = $2 WHERE id = $3 AND state = 'queued'",
                 )
                 .bind(error)
                 .bind(to_millis(retry_at))
@@ -275,7 +275,8 @@ impl SqlStore {
                 .map(|r| r.rows_affected()),
                 None => sqlx::query(
                     "UPDATE outbox SET attempts = attempts + 1, last_error = $1, \
-                     state = 'failed', body_text = NULL, body_html = NULL WHERE id = $2",
+                     state = 'failed', body_text = NULL, body_html = NULL \
+                     WHERE id = $2 AND state = 'queued'",
                 )
                 .bind(error)
                 .bind(id)
@@ -285,7 +286,9 @@ impl SqlStore {
             }
         })
         .map_err(db_error)?;
-        if done == 0 {
+        // Nothing changed: either no such message, or another node finished it after this
+        // worker's lease ran out, and its outcome stands.
+        if done == 0 && self.delivery(id).await?.is_none() {
             return Err(StoreError::NotFound);
         }
         Ok(())

@@ -173,6 +173,18 @@ on_both_backends! {
         assert!(store.claim_messages(at(60 * 48), 10, at(60 * 49)).await.unwrap().is_empty());
     }
 
+    async fn a_late_failure_never_undoes_a_delivery_another_node_recorded(db) {
+        let store = db.store().await;
+        let id = queue(&store, "late@example.org", 0).await;
+        store.claim_messages(at(0), 10, at(1)).await.unwrap();
+        store.message_sent(id, at(2)).await.unwrap();
+        store.message_failed(id, "timed out", None).await.unwrap();
+        store.message_failed(id, "timed out", Some(at(5))).await.unwrap();
+        let d = delivery(&store, id).await;
+        assert_eq!(d.state, usher_core::mail::DeliveryState::Sent);
+        assert_eq!(d.last_error, None);
+    }
+
     async fn outcomes_for_an_unknown_message_are_not_found(db) {
         let store = db.store().await;
         assert!(matches!(store.message_sent(999, at(0)).await, Err(StoreError::NotFound)));
