@@ -67,7 +67,7 @@ on_both_backends! {
         let (status, body) = api
             .post("/api/v1/users", json!({
                 "username": "a..b", "first_name": "Jo3", "last_name": "X",
-                "email": "not-an-email", "password": "short"
+                "email": "not-an-email", "password": "Zq7-kp"
             }))
             .await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");

@@ -30,7 +30,7 @@ pub mod space_actions {
 #[derive(Debug, Clone)]
 pub enum SpaceInviteOutcome {
     /// The address belongs to someone, who is now a member.
-    Added(Person),
+    Added(Box<Person>),
     /// A registration link was emailed.
     Invited(SpaceInvitation),
 }
@@ -321,7 +321,7 @@ impl Usher {
                     .set_membership(person.id, &space.group_path(), "member", &audit)
                     .await?;
             }
-            return Ok(SpaceInviteOutcome::Added(person));
+            return Ok(SpaceInviteOutcome::Added(Box::new(person)));
         }
         let invitation = SpaceInvitation {
             id: 0,

@@ -177,7 +177,7 @@ pub async fn invite(
                 (StatusCode::ACCEPTED, Json(invitation_json(&i, now))).into_response()
             }
             SpaceInviteOutcome::Added(p) => {
-                (StatusCode::OK, Json(json!({ "added": UserJson::from(p) }))).into_response()
+                (StatusCode::OK, Json(json!({ "added": UserJson::from(*p) }))).into_response()
             }
         },
     )
