@@ -226,7 +226,7 @@ pub async fn run_pending_imports(
     let mut ended = Vec::new();
     while let Some((job, lease)) = usher.claim_import(node, lease, true).await? {
         if let RunOutcome::Finished(job) = usher.run_import(job, lease, options.clone()).await? {
-            ended.push(job);
+            ended.push(*job);
         } else {
             break;
         }
@@ -351,7 +351,7 @@ pub async fn cli_import(
         let outcome = usher.run_import(job, lease, options).await;
         bar.abort();
         let job = match outcome? {
-            RunOutcome::Finished(job) => job,
+            RunOutcome::Finished(job) => *job,
             RunOutcome::Stopped | RunOutcome::LeaseLost => {
                 anyhow::bail!("the import was taken over by a server; follow it at /admin/imports")
             }

@@ -448,6 +448,7 @@ async fn the_list_and_detail_pages_are_captured_wide_and_phone_sized() {
         let phone_detail = screenshot(c, "usher-user-phone.png").await;
         assert_no_sideways_scroll(c).await;
         for p in [
+            login,
             wide_list,
             wide_detail,
             audit,

@@ -12,7 +12,7 @@ use browser_support::*;
 use mail_parser::MessageParser;
 use serde_json::Value;
 use usher_core::clock::Clock;
-use usher_core::store::{JobRecord, Store};
+use usher_core::store::JobRecord;
 use usher_store::Pool;
 use usher_testkit::smtp::{Received, SmtpSink};
 
@@ -613,6 +613,17 @@ async fn the_invitation_and_mass_action_pages_are_captured_wide_and_phone_sized(
                 .expect("detail");
             find(c, "#delivery").await;
             shots.push(screenshot(c, &format!("usher-mass-user{suffix}.png")).await);
+            assert_no_sideways_scroll(c).await;
+
+            c.goto(&ctx.app.url("/admin/users/new")).await.expect("new");
+            click(c, "#invite").await;
+            c.execute(
+                "document.getElementById('invite').scrollIntoView({block: 'center'});",
+                vec![],
+            )
+            .await
+            .expect("scroll");
+            shots.push(screenshot(c, &format!("usher-mass-new{suffix}.png")).await);
             assert_no_sideways_scroll(c).await;
         }
         for p in shots {

@@ -56,23 +56,21 @@ fn tries(n: u32) -> String {
 }
 
 /// The enrollment badge of a person: the state, with the invitation's delivery while they
-/// have not joined (`Invited · sent`), and the CSS class that colours it.
+/// have not joined (`Invited · sent`), and the class that colours it (`enroll-{class}`).
 fn enrollment_badge(person: &Person) -> (String, &'static str) {
     let enrollment = person.enrollment();
     let label = enrollment.label();
     match (enrollment, &person.invitation_delivery) {
         (Enrollment::Reinvite, Some(d)) => match d.state {
-            DeliveryState::Queued if d.attempts == 0 => {
-                (format!("{label} · sending"), "enroll-reinvite")
-            }
+            DeliveryState::Queued if d.attempts == 0 => (format!("{label} · sending"), "reinvite"),
             DeliveryState::Queued => (
                 format!("{label} · retrying after {}", tries(d.attempts)),
-                "enroll-reinvite",
+                "reinvite",
             ),
-            DeliveryState::Sent => (format!("{label} · sent"), "enroll-reinvite"),
+            DeliveryState::Sent => (format!("{label} · sent"), "reinvite"),
             DeliveryState::Failed => (
                 format!("{label} · failed after {}", tries(d.attempts)),
-                "enroll-failed",
+                "failed",
             ),
         },
         _ => (label.to_owned(), enrollment.as_str()),
