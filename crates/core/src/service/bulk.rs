@@ -172,7 +172,7 @@ impl Usher {
                 }
             }
             if let Err(e) = usher.store.update_job(&job).await {
-                eprintln!("usher: could not record the end of job {}: {e}", job.id);
+                tracing::error!("could not record the end of job {}: {e}", job.id);
             }
         });
         Ok(BulkOutcome::Started(started))
