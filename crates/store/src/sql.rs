@@ -18,6 +18,24 @@ pub const INSERT_MESSAGE: &str = "INSERT INTO outbox (recipient, template, subje
     body_html, person_id, created_at, next_attempt_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $7) \
     RETURNING id";
 
+/// Writes an [`usher_core::audit::AuditRecord`] with any executor of either backend, inside
+/// the caller's transaction.
+macro_rules! insert_audit {
+    ($executor:expr, $audit:expr) => {
+        sqlx::query($crate::sql::INSERT_AUDIT)
+            .bind(::usher_core::clock::to_millis($audit.at))
+            .bind($audit.actor.clone())
+            .bind($audit.action)
+            .bind($audit.target.clone())
+            .bind($audit.details.to_string())
+            .execute($executor)
+            .await
+            .map(|_| ())
+            .map_err($crate::sql_store::db_error)
+    };
+}
+pub(crate) use insert_audit;
+
 /// Inserts a [`usher_core::mail::NewOutboxMessage`] with any executor of either backend,
 /// returning its id.
 macro_rules! insert_message {

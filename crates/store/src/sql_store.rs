@@ -21,7 +21,7 @@ use usher_core::store::{
 use crate::pool::{on_pool, Pool};
 use crate::rows::{AuditRow, PersonRow};
 use crate::sql::{
-    bind_all, insert_message, order_by, person_conditions, Bind, Conditions, INSERT_AUDIT,
+    bind_all, insert_audit, insert_message, order_by, person_conditions, Bind, Conditions,
     PEOPLE_VIEW, PERSON_COLUMNS,
 };
 
@@ -108,20 +108,6 @@ impl SqlStore {
         .map_err(db_error)?;
         row.map(Person::try_from).transpose()
     }
-}
-
-macro_rules! insert_audit {
-    ($tx:expr, $audit:expr) => {
-        sqlx::query(INSERT_AUDIT)
-            .bind(to_millis($audit.at))
-            .bind($audit.actor.clone())
-            .bind($audit.action)
-            .bind($audit.target.clone())
-            .bind($audit.details.to_string())
-            .execute($tx)
-            .await
-            .map(|_| ())
-    };
 }
 
 mod bulk;
@@ -216,7 +202,7 @@ impl Store for SqlStore {
                     return Err(backend(format!("unknown group {group}")));
                 }
             }
-            insert_audit!(&mut *tx, audit).map_err(db_error)?;
+            insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)?;
             Ok::<i64, StoreError>(id)
         })?;
@@ -321,7 +307,7 @@ impl Store for SqlStore {
             for notice in notices {
                 insert_message!(&mut *tx, notice)?;
             }
-            insert_audit!(&mut *tx, audit).map_err(db_error)?;
+            insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)
         })?;
         self.person_by_id(id).await?.ok_or(StoreError::NotFound)
@@ -345,7 +331,7 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
-            insert_audit!(&mut *tx, audit).map_err(db_error)?;
+            insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)
         })
     }
@@ -529,7 +515,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-            insert_audit!(&mut *tx, audit).map_err(db_error)?;
+            insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)
         })
     }
@@ -772,7 +758,7 @@ impl Store for SqlStore {
     }
 
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()> {
-        on_pool!(&self.pool, |p| insert_audit!(p, audit)).map_err(db_error)?;
+        on_pool!(&self.pool, |p| insert_audit!(p, audit))?;
         Ok(())
     }
 

@@ -5,9 +5,10 @@
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use usher_core::service::Authenticated;
+use usher_core::token::new_token;
 
 use super::cookies;
 use super::error::ApiError;
@@ -25,6 +26,31 @@ pub fn same_secret(a: &str, b: &str) -> bool {
             .zip(b.bytes())
             .fold(0u8, |acc, (x, y)| acc | (x ^ y))
             == 0
+}
+
+/// The double-submit CSRF value of a form shown before login (login, forgot, join, reset,
+/// register): the cookie's, or a new one to set.
+pub fn anonymous_form_csrf(headers: &HeaderMap, state: &AppState) -> (String, Option<String>) {
+    match cookies::read(headers, CSRF_COOKIE) {
+        Some(c) if c.len() == 64 => (c, None),
+        _ => {
+            let c = new_token();
+            let cookie = cookies::set(CSRF_COOKIE, &c, 3600 * 24, state.config.secure_cookies());
+            (c, Some(cookie))
+        }
+    }
+}
+
+pub fn with_cookie(mut response: Response, cookie: Option<String>) -> Response {
+    if let Some(v) = cookie.and_then(|c| c.parse().ok()) {
+        response.headers_mut().append(header::SET_COOKIE, v);
+    }
+    response
+}
+
+pub fn anonymous_csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
+    let cookie = cookies::read(headers, CSRF_COOKIE).unwrap_or_default();
+    !cookie.is_empty() && same_secret(&cookie, sent)
 }
 
 /// An authenticated API caller.

@@ -10,7 +10,7 @@ use usher_core::store::{JobRecord, StoreError, StoreResult};
 use super::{begin_write, db_error, SqlStore};
 use crate::pool::on_pool;
 use crate::rows::PersonRow;
-use crate::sql::{bind_all, person_conditions, INSERT_AUDIT, PEOPLE_VIEW, PERSON_COLUMNS};
+use crate::sql::{bind_all, insert_audit, person_conditions, PEOPLE_VIEW, PERSON_COLUMNS};
 
 /// Ids per statement: far below SQLite's limit on bound parameters.
 const CHUNK: usize = 500;
@@ -97,15 +97,7 @@ impl SqlStore {
                 }
             }
             for audit in audits {
-                sqlx::query(INSERT_AUDIT)
-                    .bind(to_millis(audit.at))
-                    .bind(audit.actor.clone())
-                    .bind(audit.action)
-                    .bind(audit.target.clone())
-                    .bind(audit.details.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                insert_audit!(&mut *tx, audit)?;
             }
             tx.commit().await.map_err(db_error)?;
             Ok(changed)

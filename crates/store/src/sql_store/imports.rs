@@ -95,6 +95,9 @@ impl TryFrom<JobRow> for ImportJob {
     }
 }
 
+/// `(person id, role, group path, group label)`.
+type MembershipRow = (i64, String, String, String);
+
 type IssueRow = (i64, i64, String, String, String, String, String);
 
 /// `(field, PostgreSQL type)` of the objects of a JSON array a statement reads.
@@ -624,28 +627,25 @@ impl SqlStore {
                 "SELECT username FROM deleted_usernames WHERE username IN ({})",
                 json_strings(pool, 1)
             );
-            let (people, memberships, deleted): (
-                Vec<PersonRow>,
-                Vec<(i64, String, String, String)>,
-                Vec<String>,
-            ) = on_pool!(pool, |p| {
-                let people = sqlx::query_as(&people_sql)
-                    .bind(&usernames)
-                    .fetch_all(p)
-                    .await
-                    .map_err(db_error)?;
-                let memberships = sqlx::query_as(&memberships_sql)
-                    .bind(&usernames)
-                    .fetch_all(p)
-                    .await
-                    .map_err(db_error)?;
-                let deleted = sqlx::query_scalar(&deleted_sql)
-                    .bind(&usernames)
-                    .fetch_all(p)
-                    .await
-                    .map_err(db_error)?;
-                Ok::<_, StoreError>((people, memberships, deleted))
-            })?;
+            let (people, memberships, deleted): (Vec<PersonRow>, Vec<MembershipRow>, Vec<String>) =
+                on_pool!(pool, |p| {
+                    let people = sqlx::query_as(&people_sql)
+                        .bind(&usernames)
+                        .fetch_all(p)
+                        .await
+                        .map_err(db_error)?;
+                    let memberships = sqlx::query_as(&memberships_sql)
+                        .bind(&usernames)
+                        .fetch_all(p)
+                        .await
+                        .map_err(db_error)?;
+                    let deleted = sqlx::query_scalar(&deleted_sql)
+                        .bind(&usernames)
+                        .fetch_all(p)
+                        .await
+                        .map_err(db_error)?;
+                    Ok::<_, StoreError>((people, memberships, deleted))
+                })?;
             let mut by_person: std::collections::HashMap<i64, Vec<Membership>> =
                 std::collections::HashMap::new();
             for (person_id, role, group, group_label) in memberships {

@@ -11,7 +11,7 @@ use usher_core::store::{NewToken, StoreError, StoreResult, TokenKind, TokenRecor
 
 use super::{backend, begin_write, db_error, SqlStore};
 use crate::pool::{on_pool, Pool};
-use crate::sql::{insert_message, INSERT_AUDIT};
+use crate::sql::{insert_audit, insert_message};
 
 /// Claims on SQLite: one writer at a time already keeps two workers apart.
 const CLAIM_SQLITE: &str = "UPDATE outbox SET next_attempt_at = $3 WHERE id IN (\
@@ -106,15 +106,7 @@ impl SqlStore {
                 .map_err(db_error)?;
             }
             if let Some(audit) = audit {
-                sqlx::query(INSERT_AUDIT)
-                    .bind(to_millis(audit.at))
-                    .bind(audit.actor.clone())
-                    .bind(audit.action)
-                    .bind(audit.target.clone())
-                    .bind(audit.details.to_string())
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
+                insert_audit!(&mut *tx, audit)?;
             }
             tx.commit().await.map_err(db_error)
         })
@@ -192,15 +184,7 @@ impl SqlStore {
             .execute(&mut *tx)
             .await
             .map_err(db_error)?;
-            sqlx::query(INSERT_AUDIT)
-                .bind(to_millis(audit.at))
-                .bind(audit.actor.clone())
-                .bind(audit.action)
-                .bind(audit.target.clone())
-                .bind(audit.details.to_string())
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)?;
             Ok(person_id)
         })

@@ -10,7 +10,7 @@ use usher_core::store::{NewPerson, NewSpace, Space, SpaceInvitation, StoreError,
 use super::{begin_write, db_error, SqlStore};
 use crate::pool::on_pool;
 use crate::rows::PersonRow;
-use crate::sql::{insert_message, INSERT_AUDIT, PEOPLE_VIEW, PERSON_COLUMNS};
+use crate::sql::{insert_audit, insert_message, PEOPLE_VIEW, PERSON_COLUMNS};
 
 type SpaceRow = (i64, String, String, bool, i64);
 
@@ -54,20 +54,6 @@ fn invitation_from_row(r: InvitationRow) -> SpaceInvitation {
     }
 }
 
-macro_rules! audit_in {
-    ($tx:expr, $audit:expr) => {
-        sqlx::query(INSERT_AUDIT)
-            .bind(to_millis($audit.at))
-            .bind($audit.actor.clone())
-            .bind($audit.action)
-            .bind($audit.target.clone())
-            .bind($audit.details.to_string())
-            .execute($tx)
-            .await
-            .map_err(db_error)
-    };
-}
-
 impl SqlStore {
     pub(super) async fn insert_space_row(
         &self,
@@ -89,7 +75,7 @@ impl SqlStore {
             .await
             .map_err(db_error)?;
             if id.is_some() {
-                audit_in!(&mut *tx, audit)?;
+                insert_audit!(&mut *tx, audit)?;
                 tx.commit().await.map_err(db_error)?;
             }
             Ok::<_, StoreError>(id)
@@ -121,7 +107,7 @@ impl SqlStore {
             if done == 0 {
                 return Err(StoreError::NotFound);
             }
-            audit_in!(&mut *tx, audit)?;
+            insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)
         })
     }
@@ -240,7 +226,7 @@ impl SqlStore {
             if done == 0 {
                 return Err(StoreError::NotFound);
             }
-            audit_in!(&mut *tx, audit)?;
+            insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)
         })
     }
@@ -264,7 +250,7 @@ impl SqlStore {
             .map_err(db_error)?
             .rows_affected();
             if done > 0 {
-                audit_in!(&mut *tx, audit)?;
+                insert_audit!(&mut *tx, audit)?;
             }
             tx.commit().await.map_err(db_error)?;
             Ok(done > 0)
@@ -317,7 +303,7 @@ impl SqlStore {
                 invitation.id
             };
             insert_message!(&mut *tx, message)?;
-            audit_in!(&mut *tx, audit)?;
+            insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)?;
             Ok(id)
         })
@@ -374,7 +360,7 @@ impl SqlStore {
             if done == 0 {
                 return Err(StoreError::NotFound);
             }
-            audit_in!(&mut *tx, audit)?;
+            insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)
         })
     }
@@ -452,7 +438,7 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
-            audit_in!(&mut *tx, audit)?;
+            insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)?;
             Ok(person_id)
         })?;

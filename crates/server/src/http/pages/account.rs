@@ -12,11 +12,12 @@ use serde::Deserialize;
 use usher_core::groups::Membership;
 use usher_core::people::Person;
 use usher_core::service::LoginError;
-use usher_core::token::new_token;
 use usher_core::{FieldErrors, ServiceError};
 
 use super::{render, render_with, safe_next, service_error_page, Layout};
-use crate::http::auth::{same_secret, PageCaller, CSRF_COOKIE, SESSION_COOKIE};
+use crate::http::auth::{
+    anonymous_csrf_ok, anonymous_form_csrf, with_cookie, PageCaller, SESSION_COOKIE,
+};
 use crate::http::cookies;
 use crate::http::AppState;
 
@@ -59,14 +60,7 @@ pub async fn login_form(
     headers: HeaderMap,
     Query(q): Query<LoginQuery>,
 ) -> Response {
-    let (csrf, set_cookie) = match cookies::read(&headers, CSRF_COOKIE) {
-        Some(c) if c.len() == 64 => (c, None),
-        _ => {
-            let c = new_token();
-            let cookie = cookies::set(CSRF_COOKIE, &c, 3600 * 24, state.config.secure_cookies());
-            (c, Some(cookie))
-        }
-    };
+    let (csrf, set_cookie) = anonymous_form_csrf(&headers, &state);
     let notice = match q.notice.as_deref() {
         Some("logged_out") => Some("You are logged out.".to_owned()),
         Some("password_changed") => Some("Your password was changed; log in with it.".to_owned()),
@@ -80,13 +74,7 @@ pub async fn login_form(
         error: None,
         notice,
     };
-    let mut response = render(&page);
-    if let Some(cookie) = set_cookie {
-        if let Ok(v) = cookie.parse() {
-            response.headers_mut().append(header::SET_COOKIE, v);
-        }
-    }
-    response
+    with_cookie(render(&page), set_cookie)
 }
 
 #[derive(Deserialize)]
@@ -118,8 +106,7 @@ pub async fn login(
             },
         )
     };
-    let cookie = cookies::read(&headers, CSRF_COOKIE).unwrap_or_default();
-    if cookie.is_empty() || !same_secret(&cookie, &form.csrf_token) {
+    if !anonymous_csrf_ok(&headers, &form.csrf_token) {
         return Redirect::to("/login").into_response();
     }
     match state

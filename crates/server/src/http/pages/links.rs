@@ -9,12 +9,13 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::Form;
 use serde::Deserialize;
 use usher_core::store::TokenKind;
-use usher_core::token::new_token;
 use usher_core::{FieldErrors, ServiceError};
 
 use super::account::ClientAddr;
 use super::{render, render_with, service_error_page, Layout};
-use crate::http::auth::{same_secret, CSRF_COOKIE, SESSION_COOKIE};
+use crate::http::auth::{
+    anonymous_csrf_ok as csrf_ok, anonymous_form_csrf as form_csrf, with_cookie, SESSION_COOKIE,
+};
 use crate::http::cookies;
 use crate::http::AppState;
 
@@ -46,30 +47,6 @@ struct ForgotPage {
     sent: bool,
     ttl: String,
     error: Option<String>,
-}
-
-/// The double-submit CSRF value of an anonymous form: the cookie's, or a new one to set.
-fn form_csrf(headers: &HeaderMap, state: &AppState) -> (String, Option<String>) {
-    match cookies::read(headers, CSRF_COOKIE) {
-        Some(c) if c.len() == 64 => (c, None),
-        _ => {
-            let c = new_token();
-            let cookie = cookies::set(CSRF_COOKIE, &c, 3600 * 24, state.config.secure_cookies());
-            (c, Some(cookie))
-        }
-    }
-}
-
-fn with_cookie(mut response: Response, cookie: Option<String>) -> Response {
-    if let Some(v) = cookie.and_then(|c| c.parse().ok()) {
-        response.headers_mut().append(header::SET_COOKIE, v);
-    }
-    response
-}
-
-fn csrf_ok(headers: &HeaderMap, sent: &str) -> bool {
-    let cookie = cookies::read(headers, CSRF_COOKIE).unwrap_or_default();
-    !cookie.is_empty() && same_secret(&cookie, sent)
 }
 
 fn expired(state: &AppState) -> Response {
