@@ -238,6 +238,8 @@ on_both_backends! {
             assert!(Instant::now() < deadline, "the import never started: {job}");
             std::thread::sleep(Duration::from_millis(20));
         }
+        let (_, body) = http(&addr, "GET", &format!("/api/v1/imports/{id}"), &token, b"");
+        eprintln!("killing the server at {}", json(&body)["processed"]);
         let mut server = server;
         server.0.kill().unwrap();
         server.0.wait().unwrap();

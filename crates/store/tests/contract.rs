@@ -11,10 +11,10 @@ mod support;
 
 #[path = "contract/audit.rs"]
 mod audit;
-#[path = "contract/outbox.rs"]
-mod outbox;
 #[path = "contract/imports.rs"]
 mod imports;
+#[path = "contract/outbox.rs"]
+mod outbox;
 #[path = "contract/people.rs"]
 mod people;
 #[path = "contract/search.rs"]

@@ -41,7 +41,7 @@ impl RawRecord {
     }
 }
 
-/// What [`CsvStream::next`] has to say.
+/// What [`CsvStream::next_record`] has to say.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Next {
     Record(RawRecord),
@@ -124,7 +124,7 @@ impl CsvStream {
     }
 
     /// The next record, or what the parser needs to go on.
-    pub fn next(&mut self) -> Result<Next, StreamError> {
+    pub fn next_record(&mut self) -> Result<Next, StreamError> {
         if self.done {
             return Ok(Next::End);
         }
@@ -272,7 +272,7 @@ pub fn parse_all(bytes: &[u8]) -> Result<Vec<RawRecord>, StreamError> {
     stream.finish();
     let mut records = Vec::new();
     loop {
-        match stream.next()? {
+        match stream.next_record()? {
             Next::Record(r) => records.push(r),
             Next::NeedInput => unreachable!("the input is finished"),
             Next::End => return Ok(records),
@@ -302,7 +302,7 @@ mod tests {
         let mut pieces = bytes.chunks(size.max(1));
         let mut records = Vec::new();
         loop {
-            match stream.next()? {
+            match stream.next_record()? {
                 Next::Record(r) => records.push(r),
                 Next::NeedInput => match pieces.next() {
                     Some(p) => stream.push(p),

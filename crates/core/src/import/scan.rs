@@ -84,7 +84,7 @@ impl FileScanner {
 
     fn drain(&mut self) -> Result<(), FileError> {
         loop {
-            match self.stream.next().map_err(stream_error)? {
+            match self.stream.next_record().map_err(stream_error)? {
                 Next::Record(record) => {
                     if record.is_blank() {
                         continue;

@@ -23,6 +23,7 @@ use async_trait::async_trait;
 use serde_json::{json, Map, Value};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::{off_runtime, Actor, Usher};
 use crate::audit::{actions, AuditRecord};
@@ -69,6 +70,9 @@ impl ChunkSource for StoredChunks {
         Ok(chunk)
     }
 }
+
+/// Receives the report's lines of a dry run that has no job to keep them.
+pub type IssueSink<'a> = Box<dyn FnMut(&ImportIssue) + Send + Sync + 'a>;
 
 /// How a file is submitted.
 #[derive(Debug, Clone)]
@@ -245,7 +249,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
-            batch_size: 1000,
+            batch_size: 2000,
             password_batch: (cores * 8).max(8),
             lease: Duration::minutes(2),
             stop: None,
@@ -258,7 +262,7 @@ impl Default for RunOptions {
 #[derive(Debug)]
 pub enum RunOutcome {
     /// The job ended (`done`, or `failed` with its reason).
-    Finished(ImportJob),
+    Finished(Box<ImportJob>),
     /// Stopped on request; the job stays `running` under its lease, to be resumed.
     Stopped,
     /// Another worker holds the job now; this one stopped without writing.
@@ -439,7 +443,7 @@ impl Usher {
             .finish_import(job.id, token, state, error, now, &audit)
             .await
         {
-            Ok(job) => Ok(RunOutcome::Finished(job)),
+            Ok(job) => Ok(RunOutcome::Finished(Box::new(job))),
             Err(StoreError::NotFound) => Ok(RunOutcome::LeaseLost),
             Err(e) => Err(e.into()),
         }
@@ -453,7 +457,7 @@ impl Usher {
         source: Box<dyn ChunkSource>,
         rows: u64,
         options: RunOptions,
-        on_issue: Box<dyn FnMut(&ImportIssue) + Send + Sync + '_>,
+        on_issue: IssueSink<'_>,
     ) -> Result<Result<ImportCounts, String>, ServiceError> {
         let mut engine = Engine {
             usher: self,
@@ -592,7 +596,7 @@ struct Engine<'a> {
     lease: Option<ImportLease>,
     counts: ImportCounts,
     options: RunOptions,
-    sink: Option<Box<dyn FnMut(&ImportIssue) + Send + Sync + 'a>>,
+    sink: Option<IssueSink<'a>>,
     header: Option<Arc<Header>>,
     steps: u64,
 }
@@ -620,41 +624,41 @@ impl Engine<'_> {
     ) -> Result<Ended, ServiceError> {
         // The unknown-columns warning belongs to the first step of the job, only.
         let mut file_issues = Vec::new();
-        while let Some(produced) = rx.recv().await {
+        // The batch being planned while the one before it commits.
+        let mut planning: Option<JoinHandle<Result<Vec<Vec<RowResult>>, ServiceError>>> = None;
+        loop {
+            let produced = rx.recv().await;
+            if let Some(Produced::Batch(rows)) = produced {
+                let planner = self.planner()?;
+                let next = tokio::spawn(planner.steps(rows));
+                if let Some(ended) = self
+                    .commit_planned(planning.replace(next), &mut file_issues)
+                    .await?
+                {
+                    if let Some(task) = planning.take() {
+                        task.abort();
+                    }
+                    return Ok(ended);
+                }
+                continue;
+            }
+            // Whatever comes next, the batch in hand commits first.
+            if let Some(ended) = self
+                .commit_planned(planning.take(), &mut file_issues)
+                .await?
+            {
+                return Ok(ended);
+            }
             match produced {
-                Produced::Header(header) => {
+                Some(Produced::Header(header)) => {
                     if self.counts.processed == 0 {
                         file_issues.extend(unknown_columns_issue(&header.unknown));
                     }
                     self.header = Some(header);
                 }
-                Produced::Failed(message) => return Ok(Ended::FileError(message)),
-                Produced::Batch(rows) => {
-                    let planned = self.plan(rows).await?;
-                    // Steps hold at most `password_batch` passwords to hash.
-                    let mut slice = Vec::new();
-                    let mut passwords = 0;
-                    let mut planned = planned.into_iter().peekable();
-                    while let Some(row) = planned.next() {
-                        if matches!(&row.plan, Plan::Create(c) if c.password.is_some()) {
-                            passwords += 1;
-                        }
-                        slice.push(row);
-                        if passwords >= self.options.password_batch || planned.peek().is_none() {
-                            let rows = self.prepare(std::mem::take(&mut slice)).await?;
-                            let extra = std::mem::take(&mut file_issues);
-                            match self.commit(rows, extra).await {
-                                Ok(()) => {}
-                                Err(Halt::LeaseLost) => return Ok(Ended::LeaseLost),
-                                Err(Halt::Error(e)) => return Err(e),
-                            }
-                            passwords = 0;
-                            if self.should_stop() {
-                                return Ok(Ended::Stopped);
-                            }
-                        }
-                    }
-                }
+                Some(Produced::Failed(message)) => return Ok(Ended::FileError(message)),
+                Some(Produced::Batch(_)) => unreachable!("handled above"),
+                None => break,
             }
         }
         if !file_issues.is_empty() {
@@ -667,6 +671,46 @@ impl Engine<'_> {
         Ok(Ended::Completed)
     }
 
+    fn planner(&self) -> Result<Planner, ServiceError> {
+        Ok(Planner {
+            usher: self.usher.clone(),
+            header: self
+                .header
+                .clone()
+                .ok_or_else(|| ServiceError::Internal("rows before the header".into()))?,
+            actor: self.actor.clone(),
+            actor_id: self.actor_id,
+            job_id: self.job_id,
+            dry_run: self.dry_run,
+            password_batch: self.options.password_batch.max(1),
+        })
+    }
+
+    /// Commits the steps of a planned batch, in order; `Some` when the run ends here.
+    async fn commit_planned(
+        &mut self,
+        planned: Option<JoinHandle<Result<Vec<Vec<RowResult>>, ServiceError>>>,
+        file_issues: &mut Vec<ImportIssue>,
+    ) -> Result<Option<Ended>, ServiceError> {
+        let Some(task) = planned else {
+            return Ok(None);
+        };
+        let steps = task
+            .await
+            .map_err(|e| ServiceError::Internal(format!("planning a batch failed: {e}")))??;
+        for rows in steps {
+            match self.commit(rows, std::mem::take(file_issues)).await {
+                Ok(()) => {}
+                Err(Halt::LeaseLost) => return Ok(Some(Ended::LeaseLost)),
+                Err(Halt::Error(e)) => return Err(e),
+            }
+            if self.should_stop() {
+                return Ok(Some(Ended::Stopped));
+            }
+        }
+        Ok(None)
+    }
+
     fn should_stop(&self) -> bool {
         self.options
             .stop
@@ -676,150 +720,6 @@ impl Engine<'_> {
                 .options
                 .stop_after_steps
                 .is_some_and(|n| self.steps >= n)
-    }
-
-    /// Looks a batch up and decides what each row does.
-    async fn plan(&self, rows: Vec<ParsedRow>) -> Result<Vec<PlannedRow>, ServiceError> {
-        let header = self
-            .header
-            .clone()
-            .ok_or_else(|| ServiceError::Internal("rows before the header".into()))?;
-        let lookup: BatchLookup = self
-            .usher
-            .store
-            .import_lookup(&keys_of(&rows))
-            .await?
-            .into();
-        let ctx = PlanContext {
-            header: &header,
-            policy: &self.usher.settings.password_policy,
-            actor_id: self.actor_id,
-        };
-        Ok(rows
-            .into_iter()
-            .map(|r| plan_row(r, &lookup, &ctx))
-            .collect())
-    }
-
-    /// Hashes the new passwords and builds what the store writes for each row.
-    async fn prepare(&self, planned: Vec<PlannedRow>) -> Result<Vec<RowResult>, ServiceError> {
-        let passwords: Vec<Password> = if self.dry_run {
-            Vec::new()
-        } else {
-            planned
-                .iter()
-                .filter_map(|p| match &p.plan {
-                    Plan::Create(c) => c.password.clone(),
-                    _ => None,
-                })
-                .collect()
-        };
-        let mut hashes = hash_all(passwords).await?.into_iter();
-        let now = self.usher.clock.now();
-        Ok(planned
-            .into_iter()
-            .map(|p| self.row_result(p, &mut hashes, now))
-            .collect())
-    }
-
-    fn row_result(
-        &self,
-        p: PlannedRow,
-        hashes: &mut impl Iterator<Item = String>,
-        now: OffsetDateTime,
-    ) -> RowResult {
-        let mut result = RowResult {
-            line: p.line,
-            label: p.label,
-            outcome: Outcome::Failed,
-            change: Change::None,
-            audit: None,
-            issues: p.issues,
-            invite: None,
-        };
-        let audit = |action: &'static str, target: &str, details: Value| AuditRecord {
-            at: now,
-            actor: self.actor.clone(),
-            action,
-            target: Some(target.to_owned()),
-            details,
-        };
-        let via = json!({ "job": self.job_id, "line": p.line });
-        match p.plan {
-            Plan::Failed => {}
-            Plan::Unchanged => result.outcome = Outcome::Unchanged,
-            Plan::Create(c) => {
-                result.outcome = Outcome::Created;
-                if self.dry_run {
-                    return result;
-                }
-                let hash = c.password.as_ref().and_then(|_| hashes.next());
-                let new = NewPerson {
-                    username: c.username.into_string(),
-                    first_name: c.first_name.into_string(),
-                    last_name: c.last_name.into_string(),
-                    email: c.email.into_string(),
-                    // Set by someone else: the person chooses their own at first login.
-                    password_temporary: hash.is_some(),
-                    password_hash: hash,
-                    enabled: c.enabled,
-                    kind: PersonType::Internal,
-                    source: Source::Internal,
-                    super_user: false,
-                    profile: c.profile,
-                    created_at: now,
-                    memberships: c.memberships,
-                };
-                result.audit = Some(audit(
-                    actions::USER_CREATE,
-                    &new.username,
-                    json!({ "after": snapshot_of_new(&new), "import": via }),
-                ));
-                result.invite = p.invite.then(|| new.username.clone());
-                result.change = Change::Create(Box::new(new));
-            }
-            Plan::Update(u) => {
-                result.outcome = Outcome::Updated;
-                if self.dry_run {
-                    return result;
-                }
-                let (before, mut after) = diff(&u.before, &u.update);
-                if !u.add_memberships.is_empty() {
-                    after.insert("memberships_added".into(), json!(u.add_memberships));
-                }
-                if p.invite {
-                    after.insert("invite".into(), json!(true));
-                }
-                let action = if u.disabled {
-                    actions::USER_DISABLE
-                } else if !u.before.enabled && u.update.enabled {
-                    actions::USER_ENABLE
-                } else {
-                    actions::USER_UPDATE
-                };
-                result.audit = Some(audit(
-                    action,
-                    &u.before.username,
-                    json!({ "before": before, "after": after, "import": via }),
-                ));
-                let notices = if u.email_changed {
-                    self.usher
-                        .change_notices(&u.before, Some(&u.update.email), false)
-                } else {
-                    Vec::new()
-                };
-                result.invite = p.invite.then(|| u.before.username.clone());
-                result.change = Change::Update(Box::new(ImportUpdate {
-                    id: u.before.id,
-                    username: u.before.username.clone(),
-                    update: u.update,
-                    add_memberships: u.add_memberships,
-                    notices,
-                    end_sessions: u.disabled,
-                }));
-            }
-        }
-        result
     }
 
     /// Commits rows as one step; when the store refuses it, row by row, so that a clash
@@ -1018,6 +918,183 @@ impl Engine<'_> {
     }
 }
 
+/// Plans batches and prepares their rows: the part of a run that only reads the store, so
+/// that it can go on for the next batch (its own task) while the previous step commits.
+#[derive(Clone)]
+struct Planner {
+    usher: Usher,
+    header: Arc<Header>,
+    actor: Option<String>,
+    actor_id: Option<i64>,
+    job_id: Option<i64>,
+    dry_run: bool,
+    password_batch: usize,
+}
+
+impl Planner {
+    /// A batch as the steps to commit: at most `password_batch` new passwords each, so that
+    /// steps stay short when every row brings a password.
+    async fn steps(self, rows: Vec<ParsedRow>) -> Result<Vec<Vec<RowResult>>, ServiceError> {
+        let planned = self.plan(rows).await?;
+        let mut steps = Vec::new();
+        let mut slice = Vec::new();
+        let mut passwords = 0;
+        let mut planned = planned.into_iter().peekable();
+        while let Some(row) = planned.next() {
+            if matches!(&row.plan, Plan::Create(c) if c.password.is_some()) {
+                passwords += 1;
+            }
+            slice.push(row);
+            if passwords >= self.password_batch || planned.peek().is_none() {
+                steps.push(self.prepare(std::mem::take(&mut slice)).await?);
+                passwords = 0;
+            }
+        }
+        Ok(steps)
+    }
+
+    /// Looks a batch up and decides what each row does.
+    async fn plan(&self, rows: Vec<ParsedRow>) -> Result<Vec<PlannedRow>, ServiceError> {
+        let header = &self.header;
+        let lookup: BatchLookup = self
+            .usher
+            .store
+            .import_lookup(&keys_of(&rows))
+            .await?
+            .into();
+        let ctx = PlanContext {
+            header,
+            policy: &self.usher.settings.password_policy,
+            actor_id: self.actor_id,
+        };
+        Ok(rows
+            .into_iter()
+            .map(|r| plan_row(r, &lookup, &ctx))
+            .collect())
+    }
+
+    /// Hashes the new passwords and builds what the store writes for each row.
+    async fn prepare(&self, planned: Vec<PlannedRow>) -> Result<Vec<RowResult>, ServiceError> {
+        let passwords: Vec<Password> = if self.dry_run {
+            Vec::new()
+        } else {
+            planned
+                .iter()
+                .filter_map(|p| match &p.plan {
+                    Plan::Create(c) => c.password.clone(),
+                    _ => None,
+                })
+                .collect()
+        };
+        let mut hashes = hash_all(passwords).await?.into_iter();
+        let now = self.usher.clock.now();
+        Ok(planned
+            .into_iter()
+            .map(|p| self.row_result(p, &mut hashes, now))
+            .collect())
+    }
+
+    fn row_result(
+        &self,
+        p: PlannedRow,
+        hashes: &mut impl Iterator<Item = String>,
+        now: OffsetDateTime,
+    ) -> RowResult {
+        let mut result = RowResult {
+            line: p.line,
+            label: p.label,
+            outcome: Outcome::Failed,
+            change: Change::None,
+            audit: None,
+            issues: p.issues,
+            invite: None,
+        };
+        let audit = |action: &'static str, target: &str, details: Value| AuditRecord {
+            at: now,
+            actor: self.actor.clone(),
+            action,
+            target: Some(target.to_owned()),
+            details,
+        };
+        let via = json!({ "job": self.job_id, "line": p.line });
+        match p.plan {
+            Plan::Failed => {}
+            Plan::Unchanged => result.outcome = Outcome::Unchanged,
+            Plan::Create(c) => {
+                result.outcome = Outcome::Created;
+                if self.dry_run {
+                    return result;
+                }
+                let hash = c.password.as_ref().and_then(|_| hashes.next());
+                let new = NewPerson {
+                    username: c.username.into_string(),
+                    first_name: c.first_name.into_string(),
+                    last_name: c.last_name.into_string(),
+                    email: c.email.into_string(),
+                    // Set by someone else: the person chooses their own at first login.
+                    password_temporary: hash.is_some(),
+                    password_hash: hash,
+                    enabled: c.enabled,
+                    kind: PersonType::Internal,
+                    source: Source::Internal,
+                    super_user: false,
+                    profile: c.profile,
+                    created_at: now,
+                    memberships: c.memberships,
+                };
+                result.audit = Some(audit(
+                    actions::USER_CREATE,
+                    &new.username,
+                    json!({ "after": snapshot_of_new(&new), "import": via }),
+                ));
+                result.invite = p.invite.then(|| new.username.clone());
+                result.change = Change::Create(Box::new(new));
+            }
+            Plan::Update(u) => {
+                result.outcome = Outcome::Updated;
+                if self.dry_run {
+                    return result;
+                }
+                let (before, mut after) = diff(&u.before, &u.update);
+                if !u.add_memberships.is_empty() {
+                    after.insert("memberships_added".into(), json!(u.add_memberships));
+                }
+                if p.invite {
+                    after.insert("invite".into(), json!(true));
+                }
+                let action = if u.disabled {
+                    actions::USER_DISABLE
+                } else if !u.before.enabled && u.update.enabled {
+                    actions::USER_ENABLE
+                } else {
+                    actions::USER_UPDATE
+                };
+                result.audit = Some(audit(
+                    action,
+                    &u.before.username,
+                    json!({ "before": before, "after": after, "import": via }),
+                ));
+                let notices = if u.email_changed {
+                    self.usher
+                        .change_notices(&u.before, Some(&u.update.email), false)
+                } else {
+                    Vec::new()
+                };
+                result.invite = p.invite.then(|| u.before.username.clone());
+                result.change = Change::Update(Box::new(ImportUpdate {
+                    id: u.before.id,
+                    username: u.before.username.clone(),
+                    update: u.update,
+                    add_memberships: u.add_memberships,
+                    notices,
+                    end_sessions: u.disabled,
+                }));
+            }
+        }
+        result
+    }
+}
+
 /// The reading thread: parses the file chunk by chunk, skips the rows a previous run
 /// processed (noting their keys for the duplicate check), checks the others and sends them in
 /// batches. Stops quietly when the applier hangs up.
@@ -1038,7 +1115,7 @@ fn read_rows(
     let mut index = 0u64;
     let mut batch = Vec::with_capacity(batch_size);
     loop {
-        let next = match stream.next() {
+        let next = match stream.next_record() {
             Ok(next) => next,
             Err(e) => return fail(&tx, stream_message(e)),
         };
@@ -1132,13 +1209,29 @@ async fn hash_all(passwords: Vec<Password>) -> Result<Vec<String>, ServiceError>
     }
 }
 
+/// A new person as their audit entry records them: the values the file set, without the
+/// empty profile fields and the membership every new person has, so that a million entries
+/// stay small.
 fn snapshot_of_new(p: &NewPerson) -> Value {
-    json!({
+    let mut after = json!({
         "username": p.username, "first_name": p.first_name, "last_name": p.last_name,
-        "email": p.email, "enabled": p.enabled, "profile": p.profile,
+        "email": p.email, "enabled": p.enabled,
         "password": if p.password_hash.is_some() { "set" } else { "none" },
-        "memberships": p.memberships,
-    })
+    });
+    if p.profile != crate::people::Profile::default() {
+        if let Value::Object(profile) = json!(p.profile) {
+            after["profile"] =
+                Value::Object(profile.into_iter().filter(|(_, v)| !v.is_null()).collect());
+        }
+    }
+    if p.memberships.len() > 1
+        || p.memberships
+            .first()
+            .is_some_and(|(g, r)| g != crate::groups::USERS || r != "member")
+    {
+        after["memberships"] = json!(p.memberships);
+    }
+    after
 }
 
 /// The fields that change, before and after.

@@ -26,7 +26,8 @@ pub use bulk::{
     BulkAction, BulkOutcome, BulkResult, Selection, SkipReason, Skipped, BULK_SYNC_LIMIT,
 };
 pub use imports::{
-    ChunkSource, ImportUpload, RunOptions, RunOutcome, UploadError, UploadOptions, CHUNK_BYTES,
+    ChunkSource, ImportUpload, IssueSink, RunOptions, RunOutcome, UploadError, UploadOptions,
+    CHUNK_BYTES,
 };
 pub use invitations::{check_invitable, LinkHolder};
 pub use people::{CreatePerson, PatchPerson, Suggestion};

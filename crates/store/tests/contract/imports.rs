@@ -37,7 +37,10 @@ fn submit_audit() -> AuditRecord {
 /// A job with `rows` rows and a two-chunk file, queued.
 async fn queued_job(store: &SqlStore, rows: u64) -> i64 {
     let id = store.create_import(&new_import("admin")).await.unwrap();
-    store.append_import_chunk(id, 0, b"userName,").await.unwrap();
+    store
+        .append_import_chunk(id, 0, b"userName,")
+        .await
+        .unwrap();
     store.append_import_chunk(id, 1, b"email\n").await.unwrap();
     store
         .queue_import(id, rows, 15, None, &submit_audit())
