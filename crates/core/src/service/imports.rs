@@ -35,11 +35,10 @@ use crate::import::{
     unknown_columns_issue, Column, FileError, FileScanner, Header, ImportCounts, ImportIssue,
     ImportJob, ImportLease, ImportState, ImportStep, ImportUpdate, NewImport, Severity,
 };
-use crate::mail::{MailContext, NewOutboxMessage, Template};
 use crate::people::{hash_password, Password, Person, PersonType, Source};
 use crate::query::Page;
-use crate::store::{Conflict, NewPerson, NewToken, PersonUpdate, Store, StoreError, TokenKind};
-use crate::token::{hash_token, new_token};
+use crate::store::{Conflict, NewPerson, PersonUpdate, Store, StoreError};
+use crate::token::new_token;
 
 /// The size of the chunks a file is stored in.
 pub const CHUNK_BYTES: usize = 1 << 20;
@@ -876,45 +875,16 @@ impl Engine<'_> {
         Ok(())
     }
 
-    /// The invitation of product §4, as `Usher::invite` sends it, on behalf of the job's
-    /// submitter (or the system, for the shell).
+    /// The invitation of product §4 on behalf of the job's submitter (or the system, for the
+    /// shell).
     async fn send_invitation(&self, person: &Person) -> Result<(), ServiceError> {
-        let usher = self.usher;
-        let now = usher.clock.now();
-        let token = new_token();
-        let expires_at = now + usher.settings.link_ttl;
-        let context = MailContext {
-            link: Some(format!("{}/join/{token}", usher.settings.public_url)),
-            expires_at: Some(expires_at),
-            ..usher.mail_context(person)
-        };
-        let message = NewOutboxMessage {
-            recipient: person.email.clone(),
-            template: Template::Invitation,
-            mail: usher.composer.compose(Template::Invitation, &context),
-            person_id: Some(person.id),
-            created_at: now,
-        };
-        let audit = AuditRecord {
-            at: now,
-            actor: self.actor.clone(),
-            action: actions::USER_INVITE,
-            target: Some(person.username.clone()),
-            details: json!({ "resend": false, "email": person.email, "import": self.job_id }),
-        };
-        let new_token = NewToken {
-            hash: hash_token(&token),
-            kind: TokenKind::Invitation,
-            person_id: person.id,
-            created_at: now,
-            expires_at,
-        };
-        usher
-            .store
-            .record_invitation(&new_token, &message, &audit)
-            .await?;
-        usher.outbox_signal.notify_one();
-        Ok(())
+        self.usher
+            .send_invitation(
+                self.actor.as_deref(),
+                person,
+                json!({ "resend": false, "email": person.email, "import": self.job_id }),
+            )
+            .await
     }
 }
 

@@ -36,13 +36,34 @@ impl Usher {
             .await?
             .ok_or(ServiceError::NotFound)?;
         check_invitable(&person)?;
+        self.send_invitation(
+            Some(&actor.username),
+            &person,
+            json!({ "resend": person.invited_at.is_some(), "email": person.email }),
+        )
+        .await?;
+        self.store
+            .person_by_id(person.id)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    /// Queues the invitation email of product §4 for `person` with a new link, voiding the
+    /// earlier ones, on behalf of `actor` (`None`: the system). The caller checked that the
+    /// person may be invited.
+    pub(crate) async fn send_invitation(
+        &self,
+        actor: Option<&str>,
+        person: &Person,
+        details: serde_json::Value,
+    ) -> Result<(), ServiceError> {
         let now = self.clock.now();
         let token = new_token();
         let expires_at = now + self.settings.link_ttl;
         let context = MailContext {
             link: Some(format!("{}/join/{token}", self.settings.public_url)),
             expires_at: Some(expires_at),
-            ..self.mail_context(&person)
+            ..self.mail_context(person)
         };
         let message = NewOutboxMessage {
             recipient: person.email.clone(),
@@ -53,10 +74,10 @@ impl Usher {
         };
         let audit = AuditRecord {
             at: now,
-            actor: Some(actor.username.clone()),
+            actor: actor.map(str::to_owned),
             action: actions::USER_INVITE,
             target: Some(person.username.clone()),
-            details: json!({ "resend": person.invited_at.is_some(), "email": person.email }),
+            details,
         };
         let new_token = NewToken {
             hash: hash_token(&token),
@@ -69,10 +90,7 @@ impl Usher {
             .record_invitation(&new_token, &message, &audit)
             .await?;
         self.outbox_signal.notify_one();
-        self.store
-            .person_by_id(person.id)
-            .await?
-            .ok_or(ServiceError::NotFound)
+        Ok(())
     }
 
     pub(crate) fn mail_context(&self, person: &Person) -> MailContext {
