@@ -189,7 +189,7 @@ where
 ///
 /// ```ignore
 /// usher_store::on_both_backends! {
-///     /// Doc comments and attributes such as `#[ignore]` apply to both tests.
+///     /// Doc comments and attributes such as `#[should_panic]` apply to both tests.
 ///     async fn insert_then_find_by_username(db) {
 ///         let store = db.store().await;
 ///         // …
