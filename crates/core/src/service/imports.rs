@@ -25,7 +25,7 @@ use time::{Duration, OffsetDateTime};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
-use super::{off_runtime, Actor, Usher};
+use super::{finished, submit, Actor, Usher};
 use crate::audit::{actions, AuditRecord};
 use crate::error::ServiceError;
 use crate::import::csv_stream::{CsvStream, Next, StreamError};
@@ -1146,28 +1146,26 @@ fn stream_message(e: StreamError) -> String {
     }
 }
 
-/// Hashes passwords on every core, off the async runtime: one blocking task that fans out
-/// to a scoped thread per core.
+/// Hashes passwords on every core, off the async runtime: one task per core's share on the
+/// hashing pool.
 async fn hash_all(passwords: Vec<Password>) -> Result<Vec<String>, ServiceError> {
     if passwords.is_empty() {
         return Ok(Vec::new());
     }
     let expected = passwords.len();
-    let hashes = off_runtime(move || {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let per_thread = passwords.len().div_ceil(cores.min(passwords.len()));
-        std::thread::scope(|scope| {
-            let workers: Vec<_> = passwords
-                .chunks(per_thread)
-                .map(|part| scope.spawn(move || part.iter().map(hash_password).collect::<Vec<_>>()))
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().unwrap_or_default())
-                .collect::<Vec<_>>()
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_task = passwords.len().div_ceil(cores.min(passwords.len()));
+    let tasks: Vec<_> = passwords
+        .chunks(per_task)
+        .map(|part| {
+            let part = part.to_vec();
+            submit(move || part.iter().map(hash_password).collect::<Vec<_>>())
         })
-    })
-    .await?;
+        .collect();
+    let mut hashes = Vec::with_capacity(expected);
+    for task in tasks {
+        hashes.extend(finished(task).await?);
+    }
     // A hashing thread that panicked leaves fewer hashes than passwords: refuse the step
     // rather than give someone another's hash.
     if hashes.len() == expected {
