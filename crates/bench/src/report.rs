@@ -1,0 +1,416 @@
+//! The figures as one markdown table (one column per backend, with the target of issue 6 and
+//! whether each backend met it), the machine they were measured on, and `docs/performance.md`.
+
+use std::fmt::Write as _;
+
+use crate::backend::Backend;
+
+/// A measured figure.
+#[derive(Debug, Clone)]
+pub enum Value {
+    Seconds(f64),
+    /// A throughput, with what else is worth reading beside it (latencies, share of the
+    /// hashing limit).
+    Rate {
+        per_second: f64,
+        unit: &'static str,
+        detail: String,
+    },
+    Latency {
+        p50_ms: f64,
+        p99_ms: f64,
+        detail: String,
+    },
+    MiB {
+        mib: f64,
+        detail: String,
+    },
+    Text(String),
+    /// Not measured, and why.
+    Missing(String),
+}
+
+/// What a figure is compared with.
+#[derive(Debug, Clone, Copy)]
+pub enum Check {
+    None,
+    AtMostSeconds(f64),
+    AtLeastPerSecond(f64),
+    P99AtMostMs(f64),
+    AtMostMiB(f64),
+}
+
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// As printed, the same for every backend.
+    pub text: String,
+    /// Per backend (the import targets differ).
+    pub check: Check,
+}
+
+impl Target {
+    pub fn none() -> Self {
+        Self {
+            text: "—".into(),
+            check: Check::None,
+        }
+    }
+
+    pub fn new(text: impl Into<String>, check: Check) -> Self {
+        Self {
+            text: text.into(),
+            check,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The figure's id (`W0`, `W1`, …).
+    pub id: &'static str,
+    /// What was measured; rows of the backends are matched by it.
+    pub what: String,
+    pub target: Target,
+    pub value: Value,
+}
+
+/// One backend's rows, in the order they were measured.
+#[derive(Debug)]
+pub struct BackendReport {
+    pub backend: Backend,
+    pub rows: Vec<Row>,
+    /// Set when the run stopped on a functional failure.
+    pub failure: Option<String>,
+    pub version: Option<String>,
+    /// The machine's 1-minute load average when the backend's run began and ended: other
+    /// work on the machine shows there.
+    pub load: (f64, f64),
+}
+
+/// The 1-minute load average.
+pub fn load_average() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+/// `1234567` → `1,234,567`.
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn rate(x: f64) -> String {
+    if x >= 100.0 {
+        thousands(x.round() as u64)
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn ms(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0} ms")
+    } else if x >= 10.0 {
+        format!("{x:.1} ms")
+    } else {
+        format!("{x:.2} ms")
+    }
+}
+
+impl Value {
+    fn render(&self) -> String {
+        match self {
+            Value::Seconds(s) => format!("{s:.3} s"),
+            Value::Rate {
+                per_second,
+                unit,
+                detail,
+            } => {
+                let mut s = format!("**{} {unit}/s**", rate(*per_second));
+                if !detail.is_empty() {
+                    let _ = write!(s, " · {detail}");
+                }
+                s
+            }
+            Value::Latency {
+                p50_ms,
+                p99_ms,
+                detail,
+            } => {
+                let mut s = format!("p50 {} · **p99 {}**", ms(*p50_ms), ms(*p99_ms));
+                if !detail.is_empty() {
+                    let _ = write!(s, " ({detail})");
+                }
+                s
+            }
+            Value::MiB { mib, detail } => {
+                let mut s = format!("**{mib:.1} MiB**");
+                if !detail.is_empty() {
+                    let _ = write!(s, " ({detail})");
+                }
+                s
+            }
+            Value::Text(t) => t.clone(),
+            Value::Missing(why) => format!("not measured: {why}"),
+        }
+    }
+
+    /// met / missed, or `—` when there is nothing to compare.
+    fn verdict(&self, check: Check) -> &'static str {
+        let met = match (check, self) {
+            (Check::None, _) | (_, Value::Missing(_) | Value::Text(_)) => return "—",
+            (Check::AtMostSeconds(max), Value::Seconds(s)) => *s <= max,
+            (Check::AtLeastPerSecond(min), Value::Rate { per_second, .. }) => *per_second >= min,
+            (Check::P99AtMostMs(max), Value::Latency { p99_ms, .. }) => *p99_ms <= max,
+            (Check::AtMostMiB(max), Value::MiB { mib, .. }) => *mib <= max,
+            _ => return "—",
+        };
+        if met {
+            "met"
+        } else {
+            "**missed**"
+        }
+    }
+}
+
+/// The machine: cores, CPU model, memory, kernel.
+pub fn machine() -> String {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or("unknown CPU".to_owned(), |(_, m)| m.trim().to_owned());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory = meminfo
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|l| l.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or("unknown memory".to_owned(), |kib| {
+            format!("{:.1} GiB RAM", kib / 1024.0 / 1024.0)
+        });
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map_or(String::new(), |k| format!(", Linux {}", k.trim()));
+    format!("{cores} cores (nproc), {model}, {memory}{kernel}")
+}
+
+/// The table: one row per figure, one value and verdict column per backend.
+pub fn table(reports: &[BackendReport]) -> String {
+    let mut order: Vec<(&'static str, String, String)> = Vec::new();
+    for report in reports {
+        for row in &report.rows {
+            if !order.iter().any(|(_, what, _)| *what == row.what) {
+                order.push((row.id, row.what.clone(), row.target.text.clone()));
+            }
+        }
+    }
+    let mut out = String::from("| | figure | target (issue 6) |");
+    for r in reports {
+        let _ = write!(out, " {} | met? |", r.backend.name());
+    }
+    out.push_str("\n|---|---|---|");
+    for _ in reports {
+        out.push_str("---|---|");
+    }
+    out.push('\n');
+    for (id, what, target) in &order {
+        let _ = write!(out, "| {id} | {what} | {target} |");
+        for r in reports {
+            match r.rows.iter().find(|row| row.what == *what) {
+                Some(row) => {
+                    let _ = write!(
+                        out,
+                        " {} | {} |",
+                        row.value.render(),
+                        row.value.verdict(row.target.check)
+                    );
+                }
+                None => out.push_str(" not run | — |"),
+            }
+        }
+        out.push('\n');
+    }
+    for r in reports {
+        if let Some(failure) = &r.failure {
+            let _ = writeln!(
+                out,
+                "\n**{} stopped on a failure:** {}",
+                r.backend.name(),
+                failure.lines().next().unwrap_or_default()
+            );
+        }
+    }
+    out
+}
+
+/// Today's date in UTC, `YYYY-MM-DD`, from the system clock.
+pub fn today() -> String {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400) as i64;
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
+/// The header printed above the table: when, where, how.
+pub fn context(reports: &[BackendReport], command: &str, commit: Option<&str>) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "- **Machine:** {}", machine());
+    let _ = write!(out, "- **Run:** {}, `{command}`", today());
+    if let Some(commit) = commit {
+        let _ = write!(out, " on commit `{commit}`");
+    }
+    out.push('\n');
+    for r in reports {
+        let _ = write!(out, "- **{}:** ", r.backend.name());
+        if let Some(v) = &r.version {
+            let _ = write!(out, "{v}; ");
+        }
+        let _ = writeln!(
+            out,
+            "load average {:.2} when its run began, {:.2} when it ended",
+            r.load.0, r.load.1
+        );
+    }
+    out
+}
+
+const INTRO: &str = r#"# Performance
+
+Figures of Usher on the user-management workload (`../shared/bench/WORKLOAD.md`, W0–W5 and W3m),
+measured by `usher-bench` (crates/bench) against a real `usher serve` that it starts itself on a
+fresh store, on SQLite and on PostgreSQL, talking to 127.0.0.1 only. The targets are those of
+issue 6, for this 2-core machine. The table below is the latest full run; run it again with:
+
+```sh
+cargo build --release --bin usher
+cargo run --release -p usher-bench -- --write docs/performance.md   # both stores; hours on 2 cores
+cargo run --release -p usher-bench -- --backend sqlite --skip-1m     # quicker: SQLite, no 1M phase
+cargo run -p usher-bench -- --quick --usher target/debug/usher       # what CI runs (minutes, no targets)
+```
+
+PostgreSQL is reached at `--postgres-url` (default `postgres://postgres@127.0.0.1:5432/postgres`),
+where the benchmark creates the database `usher_bench_<pid>` and drops it afterwards. The
+benchmark never asserts a duration: it fails only when something functional does (a request
+errors, a job fails, a search total is not exact, the server dies).
+
+## How it runs
+
+People are generated deterministically (seed 42): `first.last` usernames from syllables (with a
+numeric suffix where taken), `username@example.test`, passwords `Temp-` + 12 letters and digits.
+Each backend runs in two phases, each on a fresh store and a fresh server:
+
+1. **W0, W1, W1b, W2** on an empty store: the time from spawning `usher serve` to `/readyz`
+   answering 200, the resident memory (`VmRSS`) after 10 s idle, then creations one request each
+   (`POST /api/v1/users`), then CSV imports (`POST /api/v1/imports`, polled until done).
+2. **W4, W3, W3m, W5** on a store loaded by import with the first 100,000 people: 1,000 of them
+   disabled in one mass action (`POST /api/v1/users/bulk`, so that the `enabled=false` filter
+   has something to find), 200 searches, then a 1,000,000-row file imported (its first 100,000
+   rows are the stored people, unchanged; 900,000 are new) and the searches again at 1,000,000.
+
+## What each row means
+
+- **W0** ready: seconds from spawning the process to the first 200 from `/readyz` (migrations of
+  an empty store and the super user included). Idle RSS: `VmRSS` 10 s later, no request made.
+- **Argon2id**: the parameters Usher hashes with and the median time of one hash on this machine,
+  measured in the benchmark's process with Usher's own code just before W1 and again before W2
+  (the server idle; other work on the machine moves it). The hashing limit is cores ÷ that time:
+  no server can create people with passwords faster on this machine.
+- **W1** creates distinct people one `POST /api/v1/users` each, with a password, first from one
+  client (sequential requests), then from 8 concurrent clients; people/s and request latency.
+  **W1b** is the same without a password (accounts that join by invitation; no email is sent).
+- **W2** imports CSV files (`userName,firstName,lastName[,password],email`) of new people: first
+  without passwords, then with; then the with-password file again with every last name changed
+  (the update path: the password column is ignored on update, nothing is hashed), then once more
+  unchanged. Seconds from the start of the upload to the job reported `done`; rows/s.
+- **W3** at 100,000 stored (**W3m** at 1,000,000): searches of the first 2 or 3 letters of a
+  stored person's first or last name (a contains-search: `te` also matches every
+  `…@example.test`), first page of 20 with the exact total, one client, sequential; then the same
+  with a status filter (alternately `enabled=false` and `connected=false`). Every total is checked
+  against the generated people; a wrong one fails the run. Latency is measured at the client.
+- **W4**: 1,000 given usernames disabled by one `POST /api/v1/users/bulk`, until done.
+- **W5**: the server's peak `VmRSS`, sampled every 100 ms over both phases (the kernel's
+  high-water mark `VmHWM` beside it), and the peak sampled while the 1,000,000-row file is
+  imported (received, stored and applied).
+
+The benchmark runs on the same 2 cores as the server, so client time counts against it: figures
+are those an administrator's script on the same machine would see.
+"#;
+
+/// `docs/performance.md`.
+pub fn document(table: &str, context: &str, quick: bool) -> String {
+    let mut out = String::from(INTRO);
+    out.push_str("\n## Latest figures\n\n");
+    if quick {
+        out.push_str(
+            "**Quick mode** (a few thousand people): sizes differ from the workload's, so the \
+             verdicts do not speak for the targets.\n\n",
+        );
+    }
+    out.push_str(context);
+    out.push('\n');
+    out.push_str(table);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_and_dates_read_well() {
+        assert_eq!(thousands(1_000_000), "1,000,000");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(rate(12_345.6), "12,346");
+        assert_eq!(rate(41.26), "41.3");
+        assert_eq!(today().len(), 10);
+    }
+
+    #[test]
+    fn the_table_has_a_column_per_backend() {
+        let row = |v: Value| Row {
+            id: "W4",
+            what: "disable 1,000".into(),
+            target: Target::new("≤ 0.5 s", Check::AtMostSeconds(0.5)),
+            value: v,
+        };
+        let t = table(&[
+            BackendReport {
+                backend: Backend::Sqlite,
+                rows: vec![row(Value::Seconds(0.2))],
+                failure: None,
+                version: None,
+                load: (0.0, 0.0),
+            },
+            BackendReport {
+                backend: Backend::Postgres,
+                rows: vec![row(Value::Seconds(0.9))],
+                failure: None,
+                version: None,
+                load: (0.0, 0.0),
+            },
+        ]);
+        assert!(
+            t.contains("| W4 | disable 1,000 | ≤ 0.5 s | 0.200 s | met | 0.900 s | **missed** |")
+        );
+    }
+}

@@ -1,0 +1,72 @@
+//! Latency percentiles and the machine's single-hash time.
+
+use std::time::{Duration, Instant};
+
+use usher_core::people::{hash_password, Password};
+
+/// Latencies of one series of requests.
+#[derive(Debug, Clone, Default)]
+pub struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    pub fn push(&mut self, d: Duration) {
+        self.0.push(d);
+    }
+
+    pub fn extend(&mut self, other: Latencies) {
+        self.0.extend(other.0);
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The nearest-rank percentile (`q` in 0..=1), in milliseconds.
+    pub fn percentile_ms(&self, q: f64) -> f64 {
+        if self.0.is_empty() {
+            return f64::NAN;
+        }
+        let mut sorted = self.0.clone();
+        sorted.sort_unstable();
+        let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        sorted[rank - 1].as_secs_f64() * 1000.0
+    }
+
+    pub fn p50_p99(&self) -> (f64, f64) {
+        (self.percentile_ms(0.50), self.percentile_ms(0.99))
+    }
+}
+
+/// The median time of `count` Argon2id hashes with Usher's own parameters and code, on this
+/// machine, in one thread.
+pub fn single_hash_time(count: usize) -> Duration {
+    let password = Password::unchecked("Temp-benchmark42");
+    // One warm-up hash, not counted.
+    let _ = hash_password(&password);
+    let mut times: Vec<Duration> = (0..count)
+        .map(|_| {
+            let start = Instant::now();
+            let _ = hash_password(&password);
+            start.elapsed()
+        })
+        .collect();
+    times.sort_unstable();
+    times[times.len() / 2]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let mut l = Latencies::default();
+        for ms in 1..=100 {
+            l.push(Duration::from_millis(ms));
+        }
+        assert_eq!(l.p50_p99(), (50.0, 99.0));
+        let mut one = Latencies::default();
+        one.push(Duration::from_millis(7));
+        assert_eq!(one.p50_p99(), (7.0, 7.0));
+    }
+}
