@@ -373,7 +373,18 @@ async fn phase_a(
     );
     rows.push(hashing.row("W2", "W2"));
     for &size in &plan.w2_sizes {
-        match w2(setup, hashing, &api, &server, &mut generator, size, rows, peaks).await {
+        match w2(
+            setup,
+            hashing,
+            &api,
+            &server,
+            &mut generator,
+            size,
+            rows,
+            peaks,
+        )
+        .await
+        {
             Ok(()) => {}
             Err(e) if e.downcast_ref::<ImportUnavailable>().is_some() => {
                 say(backend, &format!("W2 skipped: {e}"));
