@@ -43,6 +43,26 @@ pub fn postgres_database_name() -> String {
     format!("usher_bench_{}", std::process::id())
 }
 
+/// The directory of this run's stores.
+fn run_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("usher-bench-{}", std::process::id()))
+}
+
+/// After an interruption: drops this run's database (if PostgreSQL answers) and removes its
+/// directory.
+pub async fn remove_leftovers(postgres_admin_url: &str) {
+    let name = postgres_database_name();
+    let drop = async {
+        let mut conn = sqlx::PgConnection::connect(postgres_admin_url).await?;
+        sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .execute(&mut conn)
+            .await?;
+        conn.close().await
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(10), drop).await;
+    let _ = std::fs::remove_dir_all(run_dir());
+}
+
 /// `url` with its database replaced by `database`.
 fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
     let mut parsed = reqwest::Url::parse(url).with_context(|| format!("parsing {url}"))?;
@@ -77,9 +97,7 @@ impl Store {
         phase: &str,
         postgres_admin_url: &str,
     ) -> anyhow::Result<Self> {
-        let work_dir = std::env::temp_dir()
-            .join(format!("usher-bench-{}", std::process::id()))
-            .join(format!("{}-{phase}", backend.slug()));
+        let work_dir = run_dir().join(format!("{}-{phase}", backend.slug()));
         if work_dir.exists() {
             std::fs::remove_dir_all(&work_dir)?;
         }

@@ -219,10 +219,38 @@ fn write_document(path: &Path, reports: &[BackendReport], quick: bool) -> anyhow
     Ok(())
 }
 
+/// Resolves on Ctrl-C or SIGTERM.
+async fn interrupted() {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminate => {}
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args).await {
+    let postgres_url = args.postgres_url.clone();
+    // Interrupted, the run is dropped: its server is killed (`Server`'s `Drop`), then the
+    // database and directory are removed here.
+    let outcome = tokio::select! {
+        outcome = run(args) => Some(outcome),
+        () = interrupted() => None,
+    };
+    let Some(outcome) = outcome else {
+        eprintln!("usher-bench: interrupted; cleaning up");
+        backend::remove_leftovers(&postgres_url).await;
+        return ExitCode::from(130);
+    };
+    match outcome {
         Ok(true) => ExitCode::SUCCESS,
         Ok(false) => ExitCode::FAILURE,
         Err(e) => {

@@ -331,10 +331,11 @@ Each backend runs in two phases, each on a fresh store and a fresh server:
 
 - **W0** ready: seconds from spawning the process to the first 200 from `/readyz` (migrations of
   an empty store and the super user included). Idle RSS: `VmRSS` 10 s later, no request made.
-- **Argon2id**: the parameters Usher hashes with and the median time of one hash on this machine,
-  measured in the benchmark's process with Usher's own code just before W1 and again before W2
-  (the server idle; other work on the machine moves it). The hashing limit is cores ÷ that time:
-  no server can create people with passwords faster on this machine.
+- **Argon2id**: the parameters Usher hashes with and the time of one hash on this machine,
+  measured in the benchmark's process with Usher's own code just before W1 and again before W2,
+  the server idle: the median of 11 hashes, the best of 3 rounds (other work on the machine slows
+  some rounds). The hashing limit is cores ÷ that time, as issue 6 defines it: no server can
+  create people with passwords faster on this machine.
 - **W1** creates distinct people one `POST /api/v1/users` each, with a password, first from one
   client (sequential requests), then from 8 concurrent clients; people/s and request latency.
   **W1b** is the same without a password (accounts that join by invitation; no email is sent).

@@ -37,6 +37,16 @@ impl Latencies {
     }
 }
 
+/// The machine's single-hash time: the median of 11 hashes, the best of 3 rounds on one
+/// thread (a round slowed by other work on the machine is left out; later rounds also run on
+/// a thread whose allocator already holds Argon2's 19 MiB, as the server's hashing threads do).
+pub fn machine_hash_time() -> Duration {
+    (0..3)
+        .map(|_| single_hash_time(11))
+        .min()
+        .expect("three rounds")
+}
+
 /// The median time of `count` Argon2id hashes with Usher's own parameters and code, on this
 /// machine, in one thread.
 pub fn single_hash_time(count: usize) -> Duration {
