@@ -12,6 +12,7 @@ pub mod import;
 pub mod mail;
 pub mod people;
 pub mod query;
+pub mod search;
 pub mod service;
 pub mod store;
 pub mod token;
