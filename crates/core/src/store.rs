@@ -20,6 +20,7 @@ use crate::import::{
 use crate::mail::{Delivery, NewOutboxMessage, OutboxMessage};
 use crate::people::{Person, PersonType, Profile, Source};
 use crate::query::{Page, UserFilter, UserQuery};
+use crate::search::{ChangeCursor, ChangeKey, IndexedPerson};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Conflict {
@@ -268,6 +269,30 @@ pub trait Store: Send + Sync + 'static {
 
     /// One page of the people matching the query, in its order, and the exact total.
     async fn search_people(&self, query: &UserQuery) -> StoreResult<Page<Person>>;
+
+    /// These people, in this order; those since deleted are left out.
+    async fn people_by_ids(&self, ids: &[i64]) -> StoreResult<Vec<Person>>;
+
+    // --- The people change feed, which keeps each node's search index in step ---
+
+    /// The feed's present position. Taken before reading changes, it is where the next read
+    /// starts: every write to `people`, by any statement, node or process, committed before it
+    /// was taken is seen from a cursor taken earlier, and none is lost after it.
+    async fn people_change_cursor(&self) -> StoreResult<ChangeCursor>;
+
+    /// Up to `limit` people written since `since` (everyone from [`ChangeCursor::origin`]), in
+    /// change order after `after`. A person may come again later (written again): the latest
+    /// version wins.
+    async fn changed_people(
+        &self,
+        since: &ChangeCursor,
+        after: Option<ChangeKey>,
+        limit: u32,
+    ) -> StoreResult<Vec<IndexedPerson>>;
+
+    /// Ids of the people deleted since `since`. An id may since belong to someone new: apply
+    /// these before the changed people.
+    async fn removed_people(&self, since: &ChangeCursor) -> StoreResult<Vec<i64>>;
 
     async fn memberships(&self, person_id: i64) -> StoreResult<Vec<Membership>>;
     async fn is_member(&self, person_id: i64, group_path: &str) -> StoreResult<bool>;

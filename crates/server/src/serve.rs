@@ -67,6 +67,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         );
         let _ = writeln!(out, "(shown only this once; change it after logging in)");
     }
+    usher.start_search_index();
     let mail_worker = start_mail_worker(&usher, &config)?;
     let import_worker = crate::imports::spawn_import_worker(
         usher.clone(),

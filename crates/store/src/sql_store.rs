@@ -13,6 +13,7 @@ use usher_core::import::{
 use usher_core::mail::{Delivery, NewOutboxMessage, OutboxMessage};
 use usher_core::people::Person;
 use usher_core::query::{Page, UserFilter, UserQuery};
+use usher_core::search::{ChangeCursor, ChangeKey, IndexedPerson};
 use usher_core::store::{
     Conflict, JobRecord, LoginFailures, NewPerson, NewSpace, NewToken, PersonUpdate, SessionRecord,
     Space, SpaceInvitation, Store, StoreError, StoreResult, TokenKind, TokenRecord,
@@ -111,6 +112,7 @@ impl SqlStore {
 }
 
 mod bulk;
+mod changes;
 mod imports;
 mod outbox;
 mod spaces;
@@ -367,6 +369,27 @@ impl Store for SqlStore {
                 .collect::<Result<_, _>>()?,
             total: total as u64,
         })
+    }
+
+    async fn people_by_ids(&self, ids: &[i64]) -> StoreResult<Vec<Person>> {
+        self.fetch_people_by_ids(ids).await
+    }
+
+    async fn people_change_cursor(&self) -> StoreResult<ChangeCursor> {
+        self.change_cursor().await
+    }
+
+    async fn changed_people(
+        &self,
+        since: &ChangeCursor,
+        after: Option<ChangeKey>,
+        limit: u32,
+    ) -> StoreResult<Vec<IndexedPerson>> {
+        self.people_changed_since(since, after, limit).await
+    }
+
+    async fn removed_people(&self, since: &ChangeCursor) -> StoreResult<Vec<i64>> {
+        self.people_removed_since(since).await
     }
 
     async fn memberships(&self, person_id: i64) -> StoreResult<Vec<Membership>> {

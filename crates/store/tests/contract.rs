@@ -11,6 +11,8 @@ mod support;
 
 #[path = "contract/audit.rs"]
 mod audit;
+#[path = "contract/changes.rs"]
+mod changes;
 #[path = "contract/imports.rs"]
 mod imports;
 #[path = "contract/outbox.rs"]

@@ -74,6 +74,8 @@ impl TestApp {
             .ensure_super_user(Some(ADMIN_PASSWORD.into()))
             .await
             .expect("super user");
+        // Searches go through the in-memory index, as in `usher serve` once it has loaded.
+        usher.load_search_index().await.expect("search index");
         let mail_worker =
             usher_server::serve::start_mail_worker(&usher, &config).expect("mail worker");
         let app = router(AppState {

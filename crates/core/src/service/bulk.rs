@@ -123,7 +123,7 @@ impl Usher {
             limit: 1,
             ..Default::default()
         };
-        Ok(self.store.search_people(&query).await?.total)
+        Ok(self.find_people(&query).await?.total)
     }
 
     pub async fn bulk(

@@ -8,6 +8,7 @@ mod bulk;
 mod imports;
 mod invitations;
 mod people;
+mod search;
 mod spaces;
 
 use std::sync::Arc;
@@ -93,6 +94,7 @@ pub struct Usher {
     pub import_signal: Arc<Notify>,
     client_throttle: Arc<ClientThrottle>,
     reset_throttle: Arc<ClientThrottle>,
+    people_index: Arc<search::PeopleIndex>,
 }
 
 impl Usher {
@@ -111,6 +113,7 @@ impl Usher {
             import_signal: Arc::new(Notify::new()),
             client_throttle: Arc::new(ClientThrottle::new(30)),
             reset_throttle: Arc::new(ClientThrottle::new(10)),
+            people_index: Arc::default(),
         }
     }
 }

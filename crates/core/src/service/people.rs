@@ -201,7 +201,7 @@ impl Usher {
         query: &UserQuery,
     ) -> Result<Page<Person>, ServiceError> {
         actor.require_admin()?;
-        Ok(self.store.search_people(query).await?)
+        self.find_people(query).await
     }
 
     pub async fn roles(
