@@ -322,7 +322,8 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
         audit: &AuditRecord,
     ) -> StoreResult<()>;
-    /// The owner of a token, recording its use.
+    /// The owner of a token, recording its use to the minute (a use within a minute of the
+    /// last recorded one is not written).
     async fn api_token_owner(
         &self,
         token_hash: &str,

@@ -1,7 +1,12 @@
 //! [`SqlStore`]: the store contract on either backend.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use async_trait::async_trait;
 use time::OffsetDateTime;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use usher_core::audit::{AuditEntry, AuditFilter, AuditRecord};
 use usher_core::clock::to_millis;
 use usher_core::fold::{fold, search_text};
@@ -25,6 +30,9 @@ use crate::sql::{
     bind_all, insert_audit, insert_message, order_by, person_conditions, Bind, Conditions,
     PEOPLE_VIEW, PERSON_COLUMNS,
 };
+
+/// How precisely an API token's last use is recorded.
+const TOKEN_USE_PRECISION_MS: i64 = 60_000;
 
 pub struct SqlStore {
     pool: Pool,
@@ -56,6 +64,10 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
 /// How each backend begins a transaction that writes.
 pub(crate) trait WriteTransaction: sqlx::Database {
     const BEGIN: &'static str;
+
+    /// The turn a writer must take first, if this backend wants writers of one process in
+    /// line rather than racing for the database's lock.
+    fn write_turns(pool: &sqlx::Pool<Self>) -> Option<Arc<Semaphore>>;
 }
 
 impl WriteTransaction for sqlx::Sqlite {
@@ -63,16 +75,81 @@ impl WriteTransaction for sqlx::Sqlite {
     /// that reads before it writes fails with SQLITE_BUSY ("database is locked"), without
     /// waiting, when another connection wrote in between.
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
+
+    /// SQLite has one writer at a time; the others wait in its busy handler, which sleeps
+    /// 1, 2, 5, 10… up to 100 ms between tries: under a few concurrent writers most of the
+    /// time goes to sleeping (seen: 390 creations/s with 8 clients, p99 170 ms). Writers of
+    /// this process (every pool on the same file) queue for one turn instead, first come first
+    /// served; the busy timeout remains for other processes (`usher import` beside `serve`).
+    fn write_turns(pool: &sqlx::Pool<Self>) -> Option<Arc<Semaphore>> {
+        static TURNS: OnceLock<Mutex<HashMap<PathBuf, Arc<Semaphore>>>> = OnceLock::new();
+        let file = pool.connect_options().get_filename().to_path_buf();
+        let file = file.canonicalize().unwrap_or(file);
+        let mut turns = TURNS
+            .get_or_init(Default::default)
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        Some(
+            turns
+                .entry(file)
+                .or_insert_with(|| Arc::new(Semaphore::new(1)))
+                .clone(),
+        )
+    }
 }
 
 impl WriteTransaction for sqlx::Postgres {
     const BEGIN: &'static str = "BEGIN";
+
+    /// PostgreSQL locks rows, not the database: writers proceed together.
+    fn write_turns(_: &sqlx::Pool<Self>) -> Option<Arc<Semaphore>> {
+        None
+    }
+}
+
+/// A transaction that writes, holding this process's write turn (SQLite) until it ends.
+/// Dereferences to the connection, as a `sqlx::Transaction` does.
+pub(crate) struct WriteTx<DB: sqlx::Database> {
+    tx: sqlx::Transaction<'static, DB>,
+    _turn: Option<OwnedSemaphorePermit>,
+}
+
+impl<DB: sqlx::Database> std::ops::Deref for WriteTx<DB> {
+    type Target = DB::Connection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl<DB: sqlx::Database> std::ops::DerefMut for WriteTx<DB> {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
+    }
+}
+
+impl<DB: sqlx::Database> WriteTx<DB> {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
 }
 
 pub(crate) async fn begin_write<DB: WriteTransaction>(
     pool: &sqlx::Pool<DB>,
-) -> Result<sqlx::Transaction<'static, DB>, sqlx::Error> {
-    pool.begin_with(DB::BEGIN).await
+) -> Result<WriteTx<DB>, sqlx::Error> {
+    let turn = match DB::write_turns(pool) {
+        Some(turns) => Some(
+            turns
+                .acquire_owned()
+                .await
+                .map_err(|_| sqlx::Error::PoolClosed)?,
+        ),
+        None => None,
+    };
+    Ok(WriteTx {
+        tx: pool.begin_with(DB::BEGIN).await?,
+        _turn: turn,
+    })
 }
 
 fn select_person(condition: &str) -> String {
@@ -548,17 +625,31 @@ impl Store for SqlStore {
         token_hash: &str,
         at: OffsetDateTime,
     ) -> StoreResult<Option<i64>> {
-        let owner: Option<i64> = on_pool!(&self.pool, |p| {
-            sqlx::query_scalar(
-                "UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2 RETURNING person_id",
-            )
-            .bind(to_millis(at))
-            .bind(token_hash)
-            .fetch_optional(p)
-            .await
+        // Every API request asks this: recording each use would make every read a write
+        // (and on SQLite queue it behind the one writer), so the use is recorded to the minute.
+        let at = to_millis(at);
+        let owner: Option<(i64, Option<i64>)> = on_pool!(&self.pool, |p| {
+            sqlx::query_as("SELECT person_id, last_used_at FROM api_tokens WHERE token_hash = $1")
+                .bind(token_hash)
+                .fetch_optional(p)
+                .await
         })
         .map_err(db_error)?;
-        Ok(owner)
+        let Some((owner, last_used_at)) = owner else {
+            return Ok(None);
+        };
+        if last_used_at.is_none_or(|last| at - last >= TOKEN_USE_PRECISION_MS) {
+            on_pool!(&self.pool, |p| {
+                sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2")
+                    .bind(at)
+                    .bind(token_hash)
+                    .execute(p)
+                    .await
+                    .map(|_| ())
+            })
+            .map_err(db_error)?;
+        }
+        Ok(Some(owner))
     }
 
     async fn login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>> {

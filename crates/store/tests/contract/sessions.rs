@@ -195,6 +195,15 @@ usher_store::on_both_backends! {
             token_last_used_at(&store, "token-jane").await,
             Some(to_millis(at(9)))
         );
+        // Within the minute, the recorded use stays: reads need not write.
+        store
+            .api_token_owner("token-jane", at(9) + time::Duration::seconds(30))
+            .await
+            .unwrap();
+        assert_eq!(
+            token_last_used_at(&store, "token-jane").await,
+            Some(to_millis(at(9)))
+        );
 
         assert_eq!(
             store.api_token_owner("token-john", at(6)).await.unwrap(),
