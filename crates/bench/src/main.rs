@@ -38,6 +38,13 @@ enum BackendArg {
     Both,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum PhaseArg {
+    A,
+    B,
+    Both,
+}
+
 #[derive(Parser)]
 #[command(
     name = "usher-bench",
@@ -67,6 +74,10 @@ struct Args {
     /// cores) [default: none; 100 in quick mode].
     #[arg(long)]
     w2_password_cap: Option<usize>,
+    /// Runs only one phase: `a` (W0, W1, W1b, W2) or `b` (W3, W4, W3m, W5's import peak), to
+    /// measure one part again quickly.
+    #[arg(long, value_enum, default_value = "both")]
+    phase: PhaseArg,
     /// Also writes the table, with how to read it and the machine, into this file (e.g.
     /// docs/performance.md).
     #[arg(long)]
@@ -139,6 +150,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     if args.skip_1m {
         plan.w3m_stored = None;
     }
+    plan.phase_a = args.phase != PhaseArg::B;
+    plan.phase_b = args.phase != PhaseArg::A;
 
     eprintln!(
         "usher-bench: {} (timed before W1 and before W2 on each store)",

@@ -39,6 +39,9 @@ pub struct Plan {
     pub w3m_stored: Option<usize>,
     pub w4_people: usize,
     pub idle_wait: Duration,
+    /// Which phases run (both unless `--phase` says otherwise).
+    pub phase_a: bool,
+    pub phase_b: bool,
 }
 
 impl Plan {
@@ -53,6 +56,8 @@ impl Plan {
             w3m_stored: (!skip_1m).then_some(1_000_000),
             w4_people: 1_000,
             idle_wait: Duration::from_secs(10),
+            phase_a: true,
+            phase_b: true,
         }
     }
 
@@ -67,6 +72,8 @@ impl Plan {
             w3m_stored: None,
             w4_people: 1_000,
             idle_wait: Duration::from_secs(2),
+            phase_a: true,
+            phase_b: true,
         }
     }
 }
@@ -168,18 +175,22 @@ pub async fn run_backend(
     rows: &mut Vec<Row>,
 ) -> anyhow::Result<()> {
     let mut peaks = Peaks::new(backend);
-    let store = Store::create(backend, "a", &setup.postgres_url).await?;
-    let a = phase_a(setup, &store, rows, &mut peaks).await;
-    if let Err(e) = store.remove().await {
-        eprintln!("usher-bench: cleaning up after phase A: {e:#}");
+    if setup.plan.phase_a {
+        let store = Store::create(backend, "a", &setup.postgres_url).await?;
+        let a = phase_a(setup, &store, rows, &mut peaks).await;
+        if let Err(e) = store.remove().await {
+            eprintln!("usher-bench: cleaning up after phase A: {e:#}");
+        }
+        a?;
     }
-    a?;
-    let store = Store::create(backend, "b", &setup.postgres_url).await?;
-    let b = phase_b(setup, &store, rows, &mut peaks).await;
-    if let Err(e) = store.remove().await {
-        eprintln!("usher-bench: cleaning up after phase B: {e:#}");
+    if setup.plan.phase_b {
+        let store = Store::create(backend, "b", &setup.postgres_url).await?;
+        let b = phase_b(setup, &store, rows, &mut peaks).await;
+        if let Err(e) = store.remove().await {
+            eprintln!("usher-bench: cleaning up after phase B: {e:#}");
+        }
+        b?;
     }
-    b?;
     rows.push(Row {
         id: "W5",
         what: "peak RSS of the server over the whole run (sampled every 100 ms)".into(),
