@@ -8,7 +8,7 @@
 //! lease and agrees on where the job stands: that fence is what keeps a row from being
 //! applied twice when a worker that lost its job wakes up.
 
-use serde_json::{json, Value};
+use serde::Serialize;
 use time::OffsetDateTime;
 use usher_core::audit::AuditRecord;
 use usher_core::clock::{from_millis, to_millis};
@@ -18,7 +18,7 @@ use usher_core::import::{
     ImportCounts, ImportIssue, ImportJob, ImportKeys, ImportLease, ImportLookup, ImportState,
     ImportStep, NewImport, Severity,
 };
-use usher_core::people::Person;
+use usher_core::people::{Person, Profile};
 use usher_core::query::Page;
 use usher_core::store::{Conflict, StoreError, StoreResult};
 
@@ -105,15 +105,20 @@ type Fields = &'static [(&'static str, &'static str)];
 
 /// A FROM item named `j` with one row per object of the JSON array bound to `$param`, its
 /// columns named after `fields`.
+///
+/// On SQLite the objects are first materialised as text, once each: read straight from
+/// `json_each`, every `value->>'field'` would render the whole object to text again (one
+/// object per field per row, the largest cost of a step when measured).
 fn json_rows(pool: &Pool, param: usize, fields: Fields) -> String {
     match pool {
         Pool::Sqlite(_) => {
             let columns: Vec<String> = fields
                 .iter()
-                .map(|(name, _)| format!("value->>'{name}' AS {name}"))
+                .map(|(name, _)| format!("v->>'{name}' AS {name}"))
                 .collect();
             format!(
-                "(SELECT {} FROM json_each(${param})) AS j",
+                "(WITH r AS MATERIALIZED (SELECT value AS v FROM json_each(${param})) \
+                 SELECT {} FROM r) AS j",
                 columns.join(", ")
             )
         }
@@ -287,18 +292,129 @@ impl StepSql {
     }
 }
 
-fn audit_json(audits: &[AuditRecord]) -> Value {
-    Value::Array(
-        audits
-            .iter()
-            .map(|a| {
-                json!({
-                    "at": to_millis(a.at), "actor": a.actor, "action": a.action,
-                    "target": a.target, "details": a.details.to_string(),
-                })
-            })
-            .collect(),
-    )
+/// An audit entry as the statements read it.
+#[derive(Serialize)]
+struct AuditJson<'a> {
+    at: i64,
+    actor: Option<&'a str>,
+    action: &'a str,
+    target: Option<&'a str>,
+    details: String,
+}
+
+fn audit_json(audits: &[AuditRecord]) -> String {
+    let rows: Vec<AuditJson> = audits
+        .iter()
+        .map(|a| AuditJson {
+            at: to_millis(a.at),
+            actor: a.actor.as_deref(),
+            action: a.action,
+            target: a.target.as_deref(),
+            details: a.details.to_string(),
+        })
+        .collect();
+    to_json(&rows)
+}
+
+/// A created person: the fields of [`PERSON_FIELDS`].
+#[derive(Serialize)]
+struct PersonJson<'a> {
+    username: &'a str,
+    first_name: &'a str,
+    last_name: &'a str,
+    email: &'a str,
+    email_key: String,
+    first_name_key: String,
+    last_name_key: String,
+    search_text: String,
+    password_hash: Option<&'a str>,
+    password_temporary: bool,
+    enabled: bool,
+    kind: &'a str,
+    source: &'a str,
+    super_user: bool,
+    created_at: i64,
+    #[serde(flatten)]
+    profile: ProfileJson<'a>,
+}
+
+/// A changed person: the fields of [`UPDATE_FIELDS`].
+#[derive(Serialize)]
+struct UpdateJson<'a> {
+    id: i64,
+    first_name: &'a str,
+    last_name: &'a str,
+    email: &'a str,
+    email_key: String,
+    first_name_key: String,
+    last_name_key: String,
+    search_text: String,
+    enabled: bool,
+    #[serde(flatten)]
+    profile: ProfileJson<'a>,
+}
+
+#[derive(Serialize)]
+struct ProfileJson<'a> {
+    position: Option<&'a str>,
+    organization: Option<&'a str>,
+    department: Option<&'a str>,
+    location: Option<&'a str>,
+    phone: Option<&'a str>,
+    manager: Option<&'a str>,
+    about_me: Option<&'a str>,
+    time_zone: Option<&'a str>,
+}
+
+impl<'a> From<&'a Profile> for ProfileJson<'a> {
+    fn from(p: &'a Profile) -> Self {
+        Self {
+            position: p.position.as_deref(),
+            organization: p.organization.as_deref(),
+            department: p.department.as_deref(),
+            location: p.location.as_deref(),
+            phone: p.phone.as_deref(),
+            manager: p.manager.as_deref(),
+            about_me: p.about_me.as_deref(),
+            time_zone: p.time_zone.as_deref(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct MembershipJson<'a> {
+    username: &'a str,
+    grp: &'a str,
+    role: &'a str,
+}
+
+#[derive(Serialize)]
+struct IssueJson<'a> {
+    line: i64,
+    username: &'a str,
+    field: &'a str,
+    severity: &'a str,
+    code: &'a str,
+    message: &'a str,
+}
+
+#[derive(Serialize)]
+struct IdJson {
+    id: i64,
+}
+
+#[derive(Serialize)]
+struct UsernameJson<'a> {
+    username: &'a str,
+}
+
+/// Serialises straight from borrowed fields: no intermediate `serde_json::Value` per row.
+fn to_json<T: Serialize>(rows: &[T]) -> String {
+    serde_json::to_string(rows).unwrap_or_else(|_| "[]".into())
+}
+
+fn non_empty<T: Serialize>(rows: Vec<T>) -> Option<String> {
+    (!rows.is_empty()).then(|| to_json(&rows))
 }
 
 /// The JSON arrays of one step, built before the transaction.
@@ -312,31 +428,28 @@ struct StepJson {
     invites: Option<String>,
 }
 
-fn non_empty(items: Vec<Value>) -> Option<String> {
-    (!items.is_empty()).then(|| Value::Array(items).to_string())
-}
-
 impl StepJson {
     fn new(step: &ImportStep) -> Self {
         let people = step
             .creates
             .iter()
-            .map(|n| {
-                let p = &n.profile;
-                json!({
-                    "username": n.username, "first_name": n.first_name,
-                    "last_name": n.last_name, "email": n.email,
-                    "email_key": n.email.to_lowercase(),
-                    "first_name_key": fold(&n.first_name), "last_name_key": fold(&n.last_name),
-                    "search_text": search_text(&n.username, &n.first_name, &n.last_name, &n.email),
-                    "password_hash": n.password_hash,
-                    "password_temporary": n.password_temporary, "enabled": n.enabled,
-                    "kind": n.kind.as_str(), "source": n.source.as_str(),
-                    "super_user": n.super_user, "created_at": to_millis(n.created_at),
-                    "position": p.position, "organization": p.organization,
-                    "department": p.department, "location": p.location, "phone": p.phone,
-                    "manager": p.manager, "about_me": p.about_me, "time_zone": p.time_zone,
-                })
+            .map(|n| PersonJson {
+                username: &n.username,
+                first_name: &n.first_name,
+                last_name: &n.last_name,
+                email: &n.email,
+                email_key: n.email.to_lowercase(),
+                first_name_key: fold(&n.first_name),
+                last_name_key: fold(&n.last_name),
+                search_text: search_text(&n.username, &n.first_name, &n.last_name, &n.email),
+                password_hash: n.password_hash.as_deref(),
+                password_temporary: n.password_temporary,
+                enabled: n.enabled,
+                kind: n.kind.as_str(),
+                source: n.source.as_str(),
+                super_user: n.super_user,
+                created_at: to_millis(n.created_at),
+                profile: (&n.profile).into(),
             })
             .collect();
         let memberships = step
@@ -348,54 +461,60 @@ impl StepJson {
                     .iter()
                     .flat_map(|u| u.add_memberships.iter().map(move |m| (&u.username, m))),
             )
-            .map(|(username, (group, role))| {
-                json!({ "username": username, "grp": group, "role": role })
+            .map(|(username, (group, role))| MembershipJson {
+                username,
+                grp: group,
+                role,
             })
             .collect();
         let updates = step
             .updates
             .iter()
             .map(|u| {
-                let (n, p) = (&u.update, &u.update.profile);
-                json!({
-                    "id": u.id, "first_name": n.first_name, "last_name": n.last_name,
-                    "email": n.email, "email_key": n.email.to_lowercase(),
-                    "first_name_key": fold(&n.first_name), "last_name_key": fold(&n.last_name),
-                    "search_text": search_text(&u.username, &n.first_name, &n.last_name, &n.email),
-                    "enabled": n.enabled,
-                    "position": p.position, "organization": p.organization,
-                    "department": p.department, "location": p.location, "phone": p.phone,
-                    "manager": p.manager, "about_me": p.about_me, "time_zone": p.time_zone,
-                })
+                let n = &u.update;
+                UpdateJson {
+                    id: u.id,
+                    first_name: &n.first_name,
+                    last_name: &n.last_name,
+                    email: &n.email,
+                    email_key: n.email.to_lowercase(),
+                    first_name_key: fold(&n.first_name),
+                    last_name_key: fold(&n.last_name),
+                    search_text: search_text(&u.username, &n.first_name, &n.last_name, &n.email),
+                    enabled: n.enabled,
+                    profile: (&n.profile).into(),
+                }
             })
             .collect();
         let end_sessions = step
             .updates
             .iter()
             .filter(|u| u.end_sessions)
-            .map(|u| json!({ "id": u.id }))
+            .map(|u| IdJson { id: u.id })
             .collect();
         let issues = step
             .issues
             .iter()
-            .map(|i| {
-                json!({
-                    "line": signed(i.line), "username": i.username, "field": i.field,
-                    "severity": i.severity.as_str(), "code": i.code, "message": i.message,
-                })
+            .map(|i| IssueJson {
+                line: signed(i.line),
+                username: &i.username,
+                field: &i.field,
+                severity: i.severity.as_str(),
+                code: &i.code,
+                message: &i.message,
             })
             .collect();
         let invites = step
             .invites
             .iter()
-            .map(|u| json!({ "username": u }))
+            .map(|u| UsernameJson { username: u })
             .collect();
         Self {
             people: non_empty(people),
             memberships: non_empty(memberships),
             updates: non_empty(updates),
             end_sessions: non_empty(end_sessions),
-            audits: (!step.audits.is_empty()).then(|| audit_json(&step.audits).to_string()),
+            audits: (!step.audits.is_empty()).then(|| audit_json(&step.audits)),
             issues: non_empty(issues),
             invites: non_empty(invites),
         }
@@ -445,7 +564,7 @@ impl SqlStore {
         lease: Option<&ImportLease>,
         audit: &AuditRecord,
     ) -> StoreResult<ImportJob> {
-        let audits = audit_json(std::slice::from_ref(audit)).to_string();
+        let audits = audit_json(std::slice::from_ref(audit));
         let insert_audit = StepSql::new(self.pool()).insert_audit;
         let (state, owner, token, until, started, attempts) = match lease {
             Some(l) => (
@@ -609,10 +728,11 @@ impl SqlStore {
 
     pub(super) async fn lookup_for_import(&self, keys: &ImportKeys) -> StoreResult<ImportLookup> {
         let pool = self.pool();
-        let list = |v: &Vec<String>| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
+        let list = |v: &[&str]| serde_json::to_string(v).unwrap_or_else(|_| "[]".into());
         let mut lookup = ImportLookup::default();
         if !keys.usernames.is_empty() {
-            let usernames = list(&keys.usernames);
+            let usernames: Vec<&str> = keys.usernames.iter().map(String::as_str).collect();
+            let usernames = list(&usernames);
             let people_sql = format!(
                 "SELECT {PERSON_COLUMNS} FROM {PEOPLE_VIEW} WHERE username IN ({})",
                 json_strings(pool, 1)
@@ -627,6 +747,8 @@ impl SqlStore {
                 "SELECT username FROM deleted_usernames WHERE username IN ({})",
                 json_strings(pool, 1)
             );
+            // Memberships only matter to a batch that grants some (a `groups` column).
+            let with_memberships = !keys.groups.is_empty();
             let (people, memberships, deleted): (Vec<PersonRow>, Vec<MembershipRow>, Vec<String>) =
                 on_pool!(pool, |p| {
                     let people = sqlx::query_as(&people_sql)
@@ -634,11 +756,15 @@ impl SqlStore {
                         .fetch_all(p)
                         .await
                         .map_err(db_error)?;
-                    let memberships = sqlx::query_as(&memberships_sql)
-                        .bind(&usernames)
-                        .fetch_all(p)
-                        .await
-                        .map_err(db_error)?;
+                    let memberships = if with_memberships {
+                        sqlx::query_as(&memberships_sql)
+                            .bind(&usernames)
+                            .fetch_all(p)
+                            .await
+                            .map_err(db_error)?
+                    } else {
+                        Vec::new()
+                    };
                     let deleted = sqlx::query_scalar(&deleted_sql)
                         .bind(&usernames)
                         .fetch_all(p)
@@ -663,18 +789,38 @@ impl SqlStore {
             lookup.deleted = deleted;
         }
         if !keys.email_keys.is_empty() {
-            let emails = list(&keys.email_keys);
-            let sql = format!(
-                "SELECT email_key, id, username FROM people WHERE email_key IN ({})",
-                json_strings(pool, 1)
-            );
-            lookup.email_owners = on_pool!(pool, |p| {
-                sqlx::query_as(&sql).bind(&emails).fetch_all(p).await
-            })
-            .map_err(db_error)?;
+            // The addresses of the people just read are answered from them (an address has
+            // one owner); only the others are asked for: on a re-import, none.
+            let known: std::collections::HashMap<String, (i64, &str)> = lookup
+                .people
+                .iter()
+                .map(|(p, _)| (p.email.to_lowercase(), (p.id, p.username.as_str())))
+                .collect();
+            let mut owners = Vec::new();
+            let mut unknown = Vec::new();
+            for key in &keys.email_keys {
+                match known.get(key) {
+                    Some((id, username)) => owners.push((key.clone(), *id, (*username).to_owned())),
+                    None => unknown.push(key.as_str()),
+                }
+            }
+            if !unknown.is_empty() {
+                let emails = list(&unknown);
+                let sql = format!(
+                    "SELECT email_key, id, username FROM people WHERE email_key IN ({})",
+                    json_strings(pool, 1)
+                );
+                let found: Vec<(String, i64, String)> = on_pool!(pool, |p| {
+                    sqlx::query_as(&sql).bind(&emails).fetch_all(p).await
+                })
+                .map_err(db_error)?;
+                owners.extend(found);
+            }
+            lookup.email_owners = owners;
         }
         if !keys.groups.is_empty() {
-            let groups = list(&keys.groups);
+            let groups: Vec<&str> = keys.groups.iter().map(String::as_str).collect();
+            let groups = list(&groups);
             let sql = format!(
                 "SELECT path FROM user_groups WHERE path IN ({})",
                 json_strings(pool, 1)
@@ -821,7 +967,7 @@ impl SqlStore {
         at: OffsetDateTime,
         audit: &AuditRecord,
     ) -> StoreResult<ImportJob> {
-        let audits = audit_json(std::slice::from_ref(audit)).to_string();
+        let audits = audit_json(std::slice::from_ref(audit));
         let insert_audit = StepSql::new(self.pool()).insert_audit;
         on_pool!(self.pool(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
