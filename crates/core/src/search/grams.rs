@@ -1,13 +1,17 @@
-//! Posting lists of the folded search text: for every letter and every pair of adjacent
-//! letters, the people whose text contains it, as a compressed bitmap of their ids. A search
-//! word of one or two letters is answered by one lookup; a longer word by intersecting its
-//! pairs, whose candidates are then checked against the text. Pairs straddling whitespace are
-//! not kept: a search word never contains any.
+//! Posting lists of the folded search text: for every letter, every pair and every triple of
+//! adjacent letters, the people whose text contains it, as a compressed bitmap of their ids. A
+//! search word of up to three letters is answered by one lookup; a longer word by intersecting
+//! its triples, whose few candidates are then checked against the text. Grams straddling
+//! whitespace are not kept: a search word never contains any.
 //!
-//! Letters below 128 live in flat tables (the common case, and fast to build a million
-//! people with); others in maps.
+//! Letters and pairs below 128 live in flat tables (the common case, and fast to build a
+//! million people with); others, and all triples, in maps with a cheap hash of the packed
+//! letters. Triples cost little: most people's triples repeat between their username, names and
+//! email, and without them a three-letter word such as `ter` would check every person holding
+//! `te` and `er` (at a million people, a fifth of them) against the text.
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 
 use roaring::RoaringBitmap;
 
@@ -18,6 +22,33 @@ pub(super) struct Grams {
     pairs: Vec<RoaringBitmap>,
     other_letters: HashMap<char, RoaringBitmap>,
     other_pairs: HashMap<(char, char), RoaringBitmap>,
+    triples: HashMap<u64, RoaringBitmap, BuildHasherDefault<PackedHasher>>,
+}
+
+/// Hashes a packed triple (three 21-bit letters in a `u64`): a multiply and a shift, where
+/// the standard SipHash would dominate building the index.
+#[derive(Default)]
+struct PackedHasher(u64);
+
+impl Hasher for PackedHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+
+    fn finish(&self) -> u64 {
+        let x = self.0.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        x ^ (x >> 32)
+    }
+}
+
+fn pack(a: char, b: char, c: char) -> u64 {
+    (u64::from(a) << 42) | (u64::from(b) << 21) | u64::from(c)
 }
 
 /// One letter or one pair, as a key of the tables.
@@ -25,6 +56,7 @@ pub(super) struct Grams {
 enum Gram {
     Letter(char),
     Pair(char, char),
+    Triple(char, char, char),
 }
 
 impl Default for Grams {
@@ -34,6 +66,7 @@ impl Default for Grams {
             pairs: vec![RoaringBitmap::new(); ASCII * ASCII],
             other_letters: HashMap::new(),
             other_pairs: HashMap::new(),
+            triples: HashMap::default(),
         }
     }
 }
@@ -67,6 +100,11 @@ impl Grams {
         }
     }
 
+    /// The people whose text contains `a`, `b`, `c` in a row.
+    pub fn triple(&self, a: char, b: char, c: char) -> Option<&RoaringBitmap> {
+        self.triples.get(&pack(a, b, c))
+    }
+
     fn bitmap_mut(&mut self, gram: Gram) -> &mut RoaringBitmap {
         match gram {
             Gram::Letter(c) => match ascii(c) {
@@ -77,6 +115,7 @@ impl Grams {
                 (Some(x), Some(y)) => &mut self.pairs[x * ASCII + y],
                 _ => self.other_pairs.entry((a, b)).or_default(),
             },
+            Gram::Triple(a, b, c) => self.triples.entry(pack(a, b, c)).or_default(),
         }
     }
 
@@ -87,6 +126,7 @@ impl Grams {
             .chain(&self.pairs)
             .chain(self.other_letters.values())
             .chain(self.other_pairs.values())
+            .chain(self.triples.values())
             .map(RoaringBitmap::serialized_size)
             .sum()
     }
@@ -99,18 +139,21 @@ fn ascii(c: char) -> Option<usize> {
 
 /// The distinct letters and pairs of `text`, whitespace left out.
 fn grams_of(text: &str) -> Vec<Gram> {
-    let mut grams = Vec::with_capacity(text.len() * 2);
-    let mut previous: Option<char> = None;
+    let mut grams = Vec::with_capacity(text.len() * 3);
+    let (mut before, mut previous): (Option<char>, Option<char>) = (None, None);
     for c in text.chars() {
         if c.is_whitespace() {
-            previous = None;
+            (before, previous) = (None, None);
             continue;
         }
         grams.push(Gram::Letter(c));
         if let Some(p) = previous {
             grams.push(Gram::Pair(p, c));
+            if let Some(b) = before {
+                grams.push(Gram::Triple(b, p, c));
+            }
         }
-        previous = Some(c);
+        (before, previous) = (previous, Some(c));
     }
     grams.sort_unstable();
     grams.dedup();
@@ -145,6 +188,15 @@ mod tests {
             [1]
         );
         assert!(grams.pair('b', ' ').unwrap().is_empty());
+        assert_eq!(
+            grams
+                .triple('n', 'a', '.')
+                .unwrap()
+                .iter()
+                .collect::<Vec<_>>(),
+            [1]
+        );
+        assert!(grams.triple('a', 'b', ' ').is_none());
         grams.remove(1, "ana.b ñu");
         assert!(grams.pair('ñ', 'u').unwrap().is_empty());
         assert_eq!(grams.letter('b').unwrap().iter().collect::<Vec<_>>(), [2]);

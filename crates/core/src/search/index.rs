@@ -255,16 +255,20 @@ impl SearchIndex {
                 Some(people) => within & people,
                 None => RoaringBitmap::new(),
             },
+            [a, b, c] => match self.grams.triple(*a, *b, *c) {
+                Some(people) => within & people,
+                None => RoaringBitmap::new(),
+            },
             _ => {
-                let mut pairs: Vec<&RoaringBitmap> = Vec::with_capacity(letters.len());
-                for pair in letters.windows(2) {
-                    match self.grams.pair(pair[0], pair[1]) {
-                        Some(people) => pairs.push(people),
+                let mut triples: Vec<&RoaringBitmap> = Vec::with_capacity(letters.len());
+                for triple in letters.windows(3) {
+                    match self.grams.triple(triple[0], triple[1], triple[2]) {
+                        Some(people) => triples.push(people),
                         None => return RoaringBitmap::new(),
                     }
                 }
-                pairs.sort_by_key(|people| people.len());
-                for people in pairs {
+                triples.sort_by_key(|people| people.len());
+                for people in triples {
                     within &= people;
                     if within.is_empty() {
                         return within;
