@@ -519,8 +519,9 @@ pub trait Store: Send + Sync + 'static {
         now: OffsetDateTime,
         reclaim_from: Option<&str>,
     ) -> StoreResult<Option<ImportJob>>;
-    /// What a batch needs to know: the people with its usernames (and their memberships),
-    /// the owners of its addresses, which usernames were deleted, which groups exist.
+    /// What a batch needs to know: the people with its usernames (and their memberships when
+    /// the batch names groups: only then are they read), the owners of its addresses, which
+    /// usernames were deleted, which groups exist.
     async fn import_lookup(&self, keys: &ImportKeys) -> StoreResult<ImportLookup>;
     /// Applies a step in one transaction: people created and changed with their memberships,
     /// audit entries, notices and ended sessions, report lines, people to invite, new counts

@@ -183,7 +183,8 @@ pub struct ImportKeys {
 /// What the store knows about a batch's keys.
 #[derive(Debug, Clone, Default)]
 pub struct ImportLookup {
-    /// The people with one of the usernames, with their memberships.
+    /// The people with one of the usernames, with their memberships when `groups` was asked
+    /// about (a batch without a `groups` cell never reads them).
     pub people: Vec<(Person, Vec<Membership>)>,
     /// `(email key, person id, username)` of the accounts holding one of the addresses.
     pub email_owners: Vec<(String, i64, String)>,
