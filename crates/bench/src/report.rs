@@ -305,6 +305,7 @@ issue 6, for this 2-core machine. The table below is the latest full run; run it
 cargo build --release --bin usher
 cargo run --release -p usher-bench -- --write docs/performance.md   # both stores; hours on 2 cores
 cargo run --release -p usher-bench -- --backend sqlite --skip-1m     # quicker: SQLite, no 1M phase
+cargo run --release -p usher-bench -- --phase b --w2-password-cap 100  # one phase: b = W3, W4, W3m
 cargo run -p usher-bench -- --quick --usher target/debug/usher       # what CI runs (minutes, no targets)
 ```
 

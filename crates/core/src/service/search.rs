@@ -113,8 +113,10 @@ impl PeopleIndex {
             }
         }
         let mut after = None;
+        let mut applied = 0usize;
         loop {
             let people = store.changed_people(&since, after, FEED_PAGE).await?;
+            applied += people.len();
             {
                 let mut state = self.write();
                 for person in &people {
@@ -129,7 +131,16 @@ impl PeopleIndex {
             }
             after = people.last().map(|p| p.change);
         }
-        self.write().cursor = next;
+        let mut state = self.write();
+        state.cursor = next;
+        if applied >= 10 * FEED_PAGE as usize {
+            tracing::info!(
+                read = applied,
+                people = state.index.len(),
+                mib = state.index.heap_bytes() / (1 << 20),
+                "search index caught up"
+            );
+        }
         Ok(())
     }
 

@@ -111,28 +111,43 @@ impl SqlStore {
             seq: i64::MIN,
             id: i64::MIN,
         });
+        // Where the scan of changes numbered from `since.below` starts. Given as one row
+        // value, so that the index scan starts there: with `change_seq >= $1 AND (change_seq,
+        // id) > (MIN, MIN)` PostgreSQL starts at the row bound and reads the whole index
+        // (55 ms at 100,000 people, before every search).
+        let start = after.max(ChangeKey {
+            seq: since.below,
+            id: i64::MIN,
+        });
         let rows: Vec<IndexedRow> = match self.pool() {
             Pool::Sqlite(p) => sqlx::query_as(&format!(
-                "SELECT {INDEXED_COLUMNS} FROM people WHERE change_seq >= $1 \
-                 AND (change_seq, id) > ($2, $3) ORDER BY change_seq, id LIMIT $4"
+                "SELECT {INDEXED_COLUMNS} FROM people WHERE (change_seq, id) > ($1, $2) \
+                 ORDER BY change_seq, id LIMIT $3"
             ))
-            .bind(since.below)
-            .bind(after.seq)
-            .bind(after.id)
+            .bind(start.seq)
+            .bind(start.id)
             .bind(i64::from(limit))
             .fetch_all(p)
             .await
             .map_err(db_error)?,
+            // Two index range scans: the changes numbered from `since.below`, and those of
+            // the transactions then still running.
             Pool::Postgres(p) => sqlx::query_as(&format!(
-                "SELECT {INDEXED_COLUMNS} FROM people \
-                 WHERE (change_seq >= $1 OR change_seq = ANY($5)) \
-                 AND (change_seq, id) > ($2, $3) ORDER BY change_seq, id LIMIT $4"
+                "(SELECT {INDEXED_COLUMNS} FROM people WHERE (change_seq, id) > ($1, $2) \
+                  ORDER BY change_seq, id LIMIT $3) \
+                 UNION ALL \
+                 (SELECT {INDEXED_COLUMNS} FROM people \
+                  WHERE change_seq = ANY($4) AND change_seq < $5 AND (change_seq, id) > ($6, $7) \
+                  ORDER BY change_seq, id LIMIT $3) \
+                 ORDER BY change_seq, id LIMIT $3"
             ))
+            .bind(start.seq)
+            .bind(start.id)
+            .bind(i64::from(limit))
+            .bind(&since.pending)
             .bind(since.below)
             .bind(after.seq)
             .bind(after.id)
-            .bind(i64::from(limit))
-            .bind(&since.pending)
             .fetch_all(p)
             .await
             .map_err(db_error)?,
@@ -150,8 +165,10 @@ impl SqlStore {
             }
             Pool::Postgres(p) => {
                 sqlx::query_scalar(
-                    "SELECT person_id FROM people_removed \
-                 WHERE change_seq >= $1 OR change_seq = ANY($2)",
+                    "SELECT person_id FROM people_removed WHERE change_seq >= $1 \
+                     UNION ALL \
+                     SELECT person_id FROM people_removed \
+                     WHERE change_seq = ANY($2) AND change_seq < $1",
                 )
                 .bind(since.below)
                 .bind(&since.pending)
