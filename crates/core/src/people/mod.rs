@@ -12,7 +12,8 @@ mod username;
 pub use email::Email;
 pub use name::PersonName;
 pub use password::{
-    dummy_hash, hash_password, verify_password, Password, PasswordPolicy, ARGON2_PARAMETERS,
+    dummy_hash, hash_password, release_hashing_memory, verify_password, Password, PasswordPolicy,
+    ARGON2_PARAMETERS,
 };
 pub use person::{Enrollment, Person, PersonType, Source};
 pub use profile::{Profile, ProfileField, PROFILE_FIELDS};

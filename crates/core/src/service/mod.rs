@@ -151,6 +151,9 @@ pub(crate) async fn finished<T>(
 
 type Job = Box<dyn FnOnce() + Send>;
 
+/// How long a hashing thread waits for work before giving its Argon2 memory back.
+const IDLE_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// One thread per core, fed through a channel.
 struct HashingPool {
     jobs: std::sync::Mutex<std::sync::mpsc::Sender<Job>>,
@@ -167,7 +170,7 @@ impl HashingPool {
                 .name(format!("usher-hash-{n}"))
                 .spawn(move || loop {
                     let job = match receiver.lock() {
-                        Ok(r) => r.recv(),
+                        Ok(r) => r.recv_timeout(IDLE_AFTER),
                         Err(_) => return,
                     };
                     match job {
@@ -176,7 +179,10 @@ impl HashingPool {
                         Ok(job) => {
                             let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(job));
                         }
-                        Err(_) => return,
+                        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                            crate::people::release_hashing_memory();
+                        }
+                        Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
                     }
                 })
                 .expect("start a hashing thread");
