@@ -1,4 +1,4 @@
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 use argon2::password_hash::{
     self, Output, ParamsString, PasswordHash, PasswordVerifier, SaltString,
@@ -130,44 +130,40 @@ fn argon2() -> Argon2<'static> {
 /// The Argon2id parameters, for benchmarks and docs.
 pub const ARGON2_PARAMETERS: &str = "Argon2id m=19456 KiB, t=2, p=1";
 
-thread_local! {
-    /// This thread's Argon2 working memory (19 MiB), allocated once and reused by every hash
-    /// the thread computes. Allocating it per hash, as `Argon2::hash_password` does, left
-    /// glibc's arenas holding freed 19 MiB blocks in ever more heaps: 0.4 GiB of RSS for a
-    /// few hundred imported passwords on 2 hashing threads (3.4 GiB in the benchmark).
-    static BLOCKS: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+/// Argon2 working memories (19 MiB each) not in use, reused by the next hash. Allocating one
+/// per hash, as `Argon2::hash_password` does, left glibc's arenas holding freed 19 MiB blocks in
+/// ever more heaps: 0.4 GiB of RSS for a few hundred imported passwords on 2 hashing threads
+/// (3.4 GiB in the benchmark). There are never more than hashes run at once.
+static SPARE_BLOCKS: Mutex<Vec<Vec<Block>>> = Mutex::new(Vec::new());
+
+fn spare_blocks() -> std::sync::MutexGuard<'static, Vec<Vec<Block>>> {
+    SPARE_BLOCKS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// Gives this thread's Argon2 memory back. The hashing pool's threads call it once idle for a
-/// moment, so that an idle server holds none of it (19 MiB per core otherwise, over the 30 MiB
-/// an idle server may use) while bursts of hashes still reuse it.
+/// Gives the spare Argon2 memory back. The hashing pool calls it once idle for a moment, so
+/// that an idle server holds none of it (19 MiB per core otherwise, over the 30 MiB an idle
+/// server may use) while bursts of hashes still reuse it.
 pub fn release_hashing_memory() {
-    BLOCKS.with(|blocks| {
-        if let Ok(mut blocks) = blocks.try_borrow_mut() {
-            *blocks = Vec::new();
-        }
-    });
+    spare_blocks().clear();
 }
 
-/// The raw Argon2id output of `password` with `salt`, in this thread's reused memory.
+/// The raw Argon2id output of `password` with `salt`, in reused memory.
 fn argon2_output(
     argon2: &Argon2<'_>,
     password: &[u8],
     salt: &[u8],
     len: usize,
 ) -> password_hash::Result<Output> {
-    BLOCKS.with(|blocks| {
-        let mut blocks = blocks.borrow_mut();
-        let needed = argon2.params().block_count();
-        if blocks.len() != needed {
-            *blocks = vec![Block::default(); needed];
-        }
-        Output::init_with(len, |out| {
-            argon2
-                .hash_password_into_with_memory(password, salt, out, &mut blocks[..])
-                .map_err(password_hash::Error::from)
-        })
-    })
+    let needed = argon2.params().block_count();
+    let spare = spare_blocks().pop().filter(|blocks| blocks.len() == needed);
+    let mut blocks = spare.unwrap_or_else(|| vec![Block::default(); needed]);
+    let output = Output::init_with(len, |out| {
+        argon2
+            .hash_password_into_with_memory(password, salt, out, &mut blocks[..])
+            .map_err(password_hash::Error::from)
+    });
+    spare_blocks().push(blocks);
+    output
 }
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).

@@ -171,10 +171,14 @@ impl PeopleIndex {
 impl Usher {
     /// Loads the search index in the background; searches use it once it is loaded. `usher
     /// serve` calls this; commands that only write (import, admin) do not need it.
+    /// A store that fails meanwhile (a database restarting) is asked again every few
+    /// seconds; a person the index cannot hold turns it off for good (the store answers).
     pub fn start_search_index(&self) {
         let usher = self.clone();
         tokio::spawn(async move {
-            let _ = usher.load_search_index().await;
+            while let Err(ServiceError::Store(_)) = usher.load_search_index().await {
+                tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            }
         });
     }
 
