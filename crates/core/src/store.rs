@@ -41,6 +41,14 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// The answer of [`Store::identity_in_use`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct IdentityInUse {
+    pub username_reserved: bool,
+    pub username_taken: bool,
+    pub email_taken: bool,
+}
+
 /// A person to insert; values already validated.
 #[derive(Debug, Clone)]
 pub struct NewPerson {
@@ -241,6 +249,9 @@ pub trait Store: Send + Sync + 'static {
     async fn person_by_email(&self, email: &str) -> StoreResult<Option<Person>>;
     /// Whether a deleted person held this username.
     async fn username_was_deleted(&self, username: &str) -> StoreResult<bool>;
+    /// Which of a new person's identifiers are already used, in one read: the username by a
+    /// deleted person (reserved) or a stored one, the email (case-insensitively) by anyone.
+    async fn identity_in_use(&self, username: &str, email: &str) -> StoreResult<IdentityInUse>;
 
     /// The PHC string, kept out of [`Person`] so that it never travels further than needed.
     async fn password_hash(&self, id: i64) -> StoreResult<Option<String>>;

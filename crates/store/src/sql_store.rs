@@ -20,8 +20,8 @@ use usher_core::people::Person;
 use usher_core::query::{Page, UserFilter, UserQuery};
 use usher_core::search::{ChangeCursor, ChangeKey, IndexedPerson};
 use usher_core::store::{
-    Conflict, JobRecord, LoginFailures, NewPerson, NewSpace, NewToken, PersonUpdate, SessionRecord,
-    Space, SpaceInvitation, Store, StoreError, StoreResult, TokenKind, TokenRecord,
+    Conflict, IdentityInUse, JobRecord, LoginFailures, NewPerson, NewSpace, NewToken, PersonUpdate,
+    SessionRecord, Space, SpaceInvitation, Store, StoreError, StoreResult, TokenKind, TokenRecord,
 };
 
 use crate::pool::{on_pool, Pool};
@@ -311,6 +311,26 @@ impl Store for SqlStore {
         })
         .map_err(db_error)?;
         Ok(found.is_some())
+    }
+
+    async fn identity_in_use(&self, username: &str, email: &str) -> StoreResult<IdentityInUse> {
+        let (reserved, taken, email_taken): (bool, bool, bool) = on_pool!(&self.pool, |p| {
+            sqlx::query_as(
+                "SELECT EXISTS (SELECT 1 FROM deleted_usernames WHERE username = $1), \
+                 EXISTS (SELECT 1 FROM people WHERE username = $1), \
+                 EXISTS (SELECT 1 FROM people WHERE email_key = $2)",
+            )
+            .bind(username)
+            .bind(email.trim().to_lowercase())
+            .fetch_one(p)
+            .await
+        })
+        .map_err(db_error)?;
+        Ok(IdentityInUse {
+            username_reserved: reserved,
+            username_taken: taken,
+            email_taken,
+        })
     }
 
     async fn password_hash(&self, id: i64) -> StoreResult<Option<String>> {

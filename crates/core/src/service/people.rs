@@ -157,18 +157,16 @@ impl Usher {
     /// store's constraints still settle races.
     async fn check_free(&self, username: &Username, email: &Email) -> Result<(), ServiceError> {
         let mut errors = FieldErrors::default();
-        if username.is_reserved_word() || self.store.username_was_deleted(username.as_str()).await?
-        {
-            errors.add("username", conflict_field_error(Conflict::UsernameReserved));
-        } else if self
+        let in_use = self
             .store
-            .person_by_username(username.as_str())
-            .await?
-            .is_some()
-        {
+            .identity_in_use(username.as_str(), email.as_str())
+            .await?;
+        if username.is_reserved_word() || in_use.username_reserved {
+            errors.add("username", conflict_field_error(Conflict::UsernameReserved));
+        } else if in_use.username_taken {
             errors.add("username", conflict_field_error(Conflict::UsernameTaken));
         }
-        if self.store.person_by_email(email.as_str()).await?.is_some() {
+        if in_use.email_taken {
             errors.add("email", conflict_field_error(Conflict::EmailTaken));
         }
         if errors.is_empty() {

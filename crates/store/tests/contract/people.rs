@@ -751,3 +751,22 @@ usher_store::on_both_backends! {
         store.ping().await.unwrap();
     }
 }
+
+usher_store::on_both_backends! {
+    async fn identity_in_use_tells_reserved_taken_and_email_apart(db) {
+        let store = db.store().await;
+        let free = store.identity_in_use("new.one", "new.one@example.org").await.unwrap();
+        assert_eq!(free, usher_core::store::IdentityInUse::default());
+
+        let jane = insert_named(&store, "jane.doe").await;
+        let taken = store.identity_in_use("jane.doe", "JANE.DOE@Example.org").await.unwrap();
+        assert!(taken.username_taken && taken.email_taken && !taken.username_reserved);
+
+        store
+            .delete_person(jane.id, &audit(actions::USER_DELETE, "jane.doe", at(1)))
+            .await
+            .unwrap();
+        let reserved = store.identity_in_use("jane.doe", "jane.doe@example.org").await.unwrap();
+        assert!(reserved.username_reserved && !reserved.username_taken && !reserved.email_taken);
+    }
+}
