@@ -239,6 +239,9 @@ fn exercise(seed: u64, mut index: SearchIndex, rounds: usize) {
                 let id = rng.gen_range(1..400);
                 index.remove(id);
                 people.remove(&id);
+                if rng.gen_bool(0.1) {
+                    index.refresh_orders();
+                }
             }
             _ => {
                 let filter = random_filter(&mut rng, &people);

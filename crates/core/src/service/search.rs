@@ -21,6 +21,10 @@ use super::Usher;
 /// People read from the change feed per query, and applied per write-lock.
 const FEED_PAGE: u32 = 5_000;
 
+/// After reading this many changed people, the orders are brought up to date at once rather
+/// than by whichever later search first needs each.
+const REFRESH_ORDERS_AFTER: usize = 4_096;
+
 const OFF: u8 = 0;
 const LOADING: u8 = 1;
 const READY: u8 = 2;
@@ -63,7 +67,7 @@ impl PeopleIndex {
         self.status.store(LOADING, Ordering::Release);
         let started = Instant::now();
         match self.catch_up(store, started).await {
-            Ok(()) => {
+            Ok(_) => {
                 self.status.store(READY, Ordering::Release);
                 let state = self.read();
                 tracing::info!(
@@ -96,10 +100,11 @@ impl PeopleIndex {
 
     /// Applies every change committed before `asked_at`, unless a read of the feed that began
     /// after it has already done so.
-    async fn catch_up(&self, store: &dyn Store, asked_at: Instant) -> Result<(), ServiceError> {
+    /// Returns how many people it read.
+    async fn catch_up(&self, store: &dyn Store, asked_at: Instant) -> Result<usize, ServiceError> {
         let mut last_began = self.feed.lock().await;
         if last_began.is_some_and(|began| began >= asked_at) {
-            return Ok(());
+            return Ok(0);
         }
         *last_began = Some(Instant::now());
         let since = self.read().cursor.clone();
@@ -141,7 +146,7 @@ impl PeopleIndex {
                 "search index caught up"
             );
         }
-        Ok(())
+        Ok(applied)
     }
 
     /// The total and page ids of `query`, building a sort order first if needed.
@@ -184,7 +189,10 @@ impl Usher {
 
     /// Loads the search index now, returning once searches use it.
     pub async fn load_search_index(&self) -> Result<(), ServiceError> {
-        self.people_index.load(self.store.as_ref()).await
+        self.people_index.load(self.store.as_ref()).await?;
+        let index = self.people_index.clone();
+        let _ = tokio::task::spawn_blocking(move || index.write().index.refresh_orders()).await;
+        Ok(())
     }
 
     /// Whether searches are answered from the in-memory index.
@@ -213,19 +221,24 @@ impl Usher {
         if !index.is_ready() {
             return None;
         }
-        match index.catch_up(self.store.as_ref(), Instant::now()).await {
-            Ok(()) => {}
+        let read = match index.catch_up(self.store.as_ref(), Instant::now()).await {
+            Ok(read) => read,
             Err(ServiceError::Internal(why)) => {
                 index.give_up(&ServiceError::Internal(why));
                 return None;
             }
             // The store failed: it answers (or fails) the search itself.
             Err(_) => return None,
-        }
+        };
         let index: Arc<PeopleIndex> = self.people_index.clone();
         let query = query.clone();
-        tokio::task::spawn_blocking(move || index.answer(&query))
-            .await
-            .ok()
+        tokio::task::spawn_blocking(move || {
+            if read >= REFRESH_ORDERS_AFTER {
+                index.write().index.refresh_orders();
+            }
+            index.answer(&query)
+        })
+        .await
+        .ok()
     }
 }
