@@ -119,11 +119,20 @@ impl Drop for Driver {
     }
 }
 
+/// A free loopback port for chromedriver, below the range the kernel hands out for port 0
+/// (32768 and up). Taken from that range, it could be handed to a test server binding port 0
+/// before chromedriver binds it (seen: the driver's address answered with Usher's 404 page).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free loopback port")
+    static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let start = std::process::id() % 12_000;
+    for _ in 0..12_000 {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let port = 20_000 + (start + n) % 12_000;
+        if TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
+    panic!("no free loopback port between 20000 and 32000")
 }
 
 impl Driver {
