@@ -43,6 +43,16 @@ pub enum SortColumn {
 }
 
 impl SortColumn {
+    /// Every column, in the order forms list them.
+    pub const ALL: [SortColumn; 6] = [
+        Self::Username,
+        Self::FirstName,
+        Self::LastName,
+        Self::Email,
+        Self::LastLoginAt,
+        Self::CreatedAt,
+    ];
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "username" => Self::Username,

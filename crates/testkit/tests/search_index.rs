@@ -145,16 +145,8 @@ on_both_backends! {
             UserFilter { kind: Some(PersonType::Internal), source: Some(Source::Internal), ..UserFilter::default() },
             UserFilter { q: Some("zzz".into()), ..UserFilter::default() },
         ];
-        let columns = [
-            SortColumn::Username,
-            SortColumn::FirstName,
-            SortColumn::LastName,
-            SortColumn::Email,
-            SortColumn::LastLoginAt,
-            SortColumn::CreatedAt,
-        ];
         for filter in &filters {
-            for column in columns {
+            for column in SortColumn::ALL {
                 for descending in [false, true] {
                     for (offset, limit) in [(0, 20), (15, 10), (55, 20)] {
                         let query = UserQuery {

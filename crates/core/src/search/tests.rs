@@ -188,14 +188,7 @@ fn random_filter(rng: &mut StdRng, people: &BTreeMap<i64, IndexedPerson>) -> Use
 }
 
 fn random_sort(rng: &mut StdRng) -> Sort {
-    let column = [
-        SortColumn::Username,
-        SortColumn::FirstName,
-        SortColumn::LastName,
-        SortColumn::Email,
-        SortColumn::LastLoginAt,
-        SortColumn::CreatedAt,
-    ][rng.gen_range(0..6)];
+    let column = SortColumn::ALL[rng.gen_range(0..6)];
     Sort {
         column,
         descending: rng.gen_bool(0.5),
