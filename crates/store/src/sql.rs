@@ -55,6 +55,110 @@ macro_rules! insert_message {
 }
 pub(crate) use insert_message;
 
+/// The columns the store derives from a person's username, names and email (see the store
+/// contract): the lower-cased email that keeps addresses unique, the folded names to sort by,
+/// and the folded text to search.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct DerivedColumns {
+    pub email_key: String,
+    pub first_name_key: String,
+    pub last_name_key: String,
+    pub search_text: String,
+}
+
+impl DerivedColumns {
+    pub fn of(username: &str, first_name: &str, last_name: &str, email: &str) -> Self {
+        Self {
+            email_key: email.to_lowercase(),
+            first_name_key: usher_core::fold::fold(first_name),
+            last_name_key: usher_core::fold::fold(last_name),
+            search_text: usher_core::fold::search_text(username, first_name, last_name, email),
+        }
+    }
+}
+
+/// Inserts a [`usher_core::store::NewPerson`] (its row with the derived search columns, and its
+/// memberships) with any executor of either backend, inside the caller's transaction, and
+/// evaluates to its id. Refuses a reserved username. `$joined_at` (milliseconds, or `None`)
+/// sets the last login and the joining time of someone who joins as they are created.
+macro_rules! insert_new_person {
+    ($tx:ident, $new:expr, $joined_at:expr) => {{
+        let new: &::usher_core::store::NewPerson = $new;
+        let joined_at: Option<i64> = $joined_at;
+        let reserved: Option<i32> =
+            sqlx::query_scalar("SELECT 1 FROM deleted_usernames WHERE username = $1")
+                .bind(&new.username)
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err($crate::sql_store::db_error)?;
+        if reserved.is_some() {
+            return Err(::usher_core::store::StoreError::Conflict(
+                ::usher_core::store::Conflict::UsernameReserved,
+            ));
+        }
+        let profile = &new.profile;
+        let derived = $crate::sql::DerivedColumns::of(
+            &new.username,
+            &new.first_name,
+            &new.last_name,
+            &new.email,
+        );
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO people (username, first_name, last_name, email, email_key, \
+             first_name_key, last_name_key, search_text, password_hash, password_temporary, \
+             enabled, kind, source, super_user, created_at, position, organization, \
+             department, location, phone, manager, about_me, time_zone, last_login_at, \
+             joined_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19, $20, $21, $22, $23, $24, $24) RETURNING id",
+        )
+        .bind(&new.username)
+        .bind(&new.first_name)
+        .bind(&new.last_name)
+        .bind(&new.email)
+        .bind(derived.email_key)
+        .bind(derived.first_name_key)
+        .bind(derived.last_name_key)
+        .bind(derived.search_text)
+        .bind(&new.password_hash)
+        .bind(new.password_temporary)
+        .bind(new.enabled)
+        .bind(new.kind.as_str())
+        .bind(new.source.as_str())
+        .bind(new.super_user)
+        .bind(::usher_core::clock::to_millis(new.created_at))
+        .bind(&profile.position)
+        .bind(&profile.organization)
+        .bind(&profile.department)
+        .bind(&profile.location)
+        .bind(&profile.phone)
+        .bind(&profile.manager)
+        .bind(&profile.about_me)
+        .bind(&profile.time_zone)
+        .bind(joined_at)
+        .fetch_one(&mut *$tx)
+        .await
+        .map_err($crate::sql_store::db_error)?;
+        for (group, role) in &new.memberships {
+            let inserted = sqlx::query(
+                "INSERT INTO memberships (person_id, group_id, role) \
+                 SELECT $1, id, $2 FROM user_groups WHERE path = $3",
+            )
+            .bind(id)
+            .bind(role)
+            .bind(group)
+            .execute(&mut *$tx)
+            .await
+            .map_err($crate::sql_store::db_error)?;
+            if inserted.rows_affected() != 1 {
+                return Err($crate::sql_store::backend(format!("unknown group {group}")));
+            }
+        }
+        id
+    }};
+}
+pub(crate) use insert_new_person;
+
 /// A value bound to a placeholder of dynamically built SQL.
 #[derive(Debug, Clone)]
 pub enum Bind {

@@ -9,7 +9,6 @@ use time::OffsetDateTime;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use usher_core::audit::{AuditEntry, AuditFilter, AuditRecord};
 use usher_core::clock::to_millis;
-use usher_core::fold::{fold, search_text};
 use usher_core::groups::Membership;
 use usher_core::import::{
     ImportIssue, ImportJob, ImportKeys, ImportLease, ImportLookup, ImportState, ImportStep,
@@ -27,8 +26,8 @@ use usher_core::store::{
 use crate::pool::{on_pool, Pool};
 use crate::rows::{AuditRow, PersonRow};
 use crate::sql::{
-    bind_all, insert_audit, insert_message, order_by, person_conditions, Bind, Conditions,
-    PEOPLE_VIEW, PERSON_COLUMNS,
+    bind_all, insert_audit, insert_message, insert_new_person, order_by, person_conditions, Bind,
+    Conditions, DerivedColumns, PEOPLE_VIEW, PERSON_COLUMNS,
 };
 
 /// How precisely an API token's last use is recorded.
@@ -215,72 +214,9 @@ impl Store for SqlStore {
     }
 
     async fn insert_person(&self, new: &NewPerson, audit: &AuditRecord) -> StoreResult<Person> {
-        let profile = &new.profile;
         let id: i64 = on_pool!(&self.pool, |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
-            let reserved: Option<i32> =
-                sqlx::query_scalar("SELECT 1 FROM deleted_usernames WHERE username = $1")
-                    .bind(&new.username)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            if reserved.is_some() {
-                return Err(StoreError::Conflict(Conflict::UsernameReserved));
-            }
-            let id: i64 = sqlx::query_scalar(
-                "INSERT INTO people (username, first_name, last_name, email, email_key, \
-                 first_name_key, last_name_key, search_text, password_hash, password_temporary, \
-                 enabled, kind, source, super_user, created_at, position, organization, \
-                 department, location, phone, manager, about_me, time_zone) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-                 $17, $18, $19, $20, $21, $22, $23) RETURNING id",
-            )
-            .bind(&new.username)
-            .bind(&new.first_name)
-            .bind(&new.last_name)
-            .bind(&new.email)
-            .bind(new.email.to_lowercase())
-            .bind(fold(&new.first_name))
-            .bind(fold(&new.last_name))
-            .bind(search_text(
-                &new.username,
-                &new.first_name,
-                &new.last_name,
-                &new.email,
-            ))
-            .bind(&new.password_hash)
-            .bind(new.password_temporary)
-            .bind(new.enabled)
-            .bind(new.kind.as_str())
-            .bind(new.source.as_str())
-            .bind(new.super_user)
-            .bind(to_millis(new.created_at))
-            .bind(&profile.position)
-            .bind(&profile.organization)
-            .bind(&profile.department)
-            .bind(&profile.location)
-            .bind(&profile.phone)
-            .bind(&profile.manager)
-            .bind(&profile.about_me)
-            .bind(&profile.time_zone)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            for (group, role) in &new.memberships {
-                let inserted = sqlx::query(
-                    "INSERT INTO memberships (person_id, group_id, role) \
-                     SELECT $1, id, $2 FROM user_groups WHERE path = $3",
-                )
-                .bind(id)
-                .bind(role)
-                .bind(group)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-                if inserted.rows_affected() != 1 {
-                    return Err(backend(format!("unknown group {group}")));
-                }
-            }
+            let id = insert_new_person!(tx, new, None);
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)?;
             Ok::<i64, StoreError>(id)
@@ -367,6 +303,7 @@ impl Store for SqlStore {
             let Some(username) = username else {
                 return Err(StoreError::NotFound);
             };
+            let derived = DerivedColumns::of(&username, &u.first_name, &u.last_name, &u.email);
             sqlx::query(
                 "UPDATE people SET first_name = $1, last_name = $2, email = $3, email_key = $4, \
                  first_name_key = $5, last_name_key = $6, search_text = $7, enabled = $8, \
@@ -379,15 +316,10 @@ impl Store for SqlStore {
             .bind(&u.first_name)
             .bind(&u.last_name)
             .bind(&u.email)
-            .bind(u.email.to_lowercase())
-            .bind(fold(&u.first_name))
-            .bind(fold(&u.last_name))
-            .bind(search_text(
-                &username,
-                &u.first_name,
-                &u.last_name,
-                &u.email,
-            ))
+            .bind(derived.email_key)
+            .bind(derived.first_name_key)
+            .bind(derived.last_name_key)
+            .bind(derived.search_text)
             .bind(u.enabled)
             .bind(&profile.position)
             .bind(&profile.organization)

@@ -8,11 +8,11 @@
 //! lease and agrees on where the job stands: that fence is what keeps a row from being
 //! applied twice when a worker that lost its job wakes up.
 
+use crate::sql::DerivedColumns;
 use serde::Serialize;
 use time::OffsetDateTime;
 use usher_core::audit::AuditRecord;
 use usher_core::clock::{from_millis, to_millis};
-use usher_core::fold::{fold, search_text};
 use usher_core::groups::Membership;
 use usher_core::import::{
     ImportCounts, ImportIssue, ImportJob, ImportKeys, ImportLease, ImportLookup, ImportState,
@@ -326,10 +326,8 @@ struct PersonJson<'a> {
     first_name: &'a str,
     last_name: &'a str,
     email: &'a str,
-    email_key: String,
-    first_name_key: String,
-    last_name_key: String,
-    search_text: String,
+    #[serde(flatten)]
+    derived: DerivedColumns,
     password_hash: Option<&'a str>,
     password_temporary: bool,
     enabled: bool,
@@ -348,10 +346,8 @@ struct UpdateJson<'a> {
     first_name: &'a str,
     last_name: &'a str,
     email: &'a str,
-    email_key: String,
-    first_name_key: String,
-    last_name_key: String,
-    search_text: String,
+    #[serde(flatten)]
+    derived: DerivedColumns,
     enabled: bool,
     #[serde(flatten)]
     profile: ProfileJson<'a>,
@@ -441,10 +437,7 @@ impl StepJson {
                 first_name: &n.first_name,
                 last_name: &n.last_name,
                 email: &n.email,
-                email_key: n.email.to_lowercase(),
-                first_name_key: fold(&n.first_name),
-                last_name_key: fold(&n.last_name),
-                search_text: search_text(&n.username, &n.first_name, &n.last_name, &n.email),
+                derived: DerivedColumns::of(&n.username, &n.first_name, &n.last_name, &n.email),
                 password_hash: n.password_hash.as_deref(),
                 password_temporary: n.password_temporary,
                 enabled: n.enabled,
@@ -480,10 +473,7 @@ impl StepJson {
                     first_name: &n.first_name,
                     last_name: &n.last_name,
                     email: &n.email,
-                    email_key: n.email.to_lowercase(),
-                    first_name_key: fold(&n.first_name),
-                    last_name_key: fold(&n.last_name),
-                    search_text: search_text(&u.username, &n.first_name, &n.last_name, &n.email),
+                    derived: DerivedColumns::of(&u.username, &n.first_name, &n.last_name, &n.email),
                     enabled: n.enabled,
                     profile: (&n.profile).into(),
                 }

@@ -2,7 +2,6 @@
 
 use usher_core::audit::AuditRecord;
 use usher_core::clock::{from_millis, to_millis};
-use usher_core::fold::{fold, search_text};
 use usher_core::mail::NewOutboxMessage;
 use usher_core::people::Person;
 use usher_core::store::{NewPerson, NewSpace, Space, SpaceInvitation, StoreError, StoreResult};
@@ -10,7 +9,9 @@ use usher_core::store::{NewPerson, NewSpace, Space, SpaceInvitation, StoreError,
 use super::{begin_write, db_error, SqlStore};
 use crate::pool::on_pool;
 use crate::rows::PersonRow;
-use crate::sql::{insert_audit, insert_message, PEOPLE_VIEW, PERSON_COLUMNS};
+use crate::sql::{
+    insert_audit, insert_message, insert_new_person, Bind, PEOPLE_VIEW, PERSON_COLUMNS,
+};
 
 type SpaceRow = (i64, String, String, bool, i64);
 
@@ -387,51 +388,7 @@ impl SqlStore {
             if claimed == 0 {
                 return Err(StoreError::NotFound);
             }
-            let reserved: Option<i32> =
-                sqlx::query_scalar("SELECT 1 FROM deleted_usernames WHERE username = $1")
-                    .bind(&new.username)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            if reserved.is_some() {
-                return Err(StoreError::Conflict(
-                    usher_core::store::Conflict::UsernameReserved,
-                ));
-            }
-            let person_id: i64 = sqlx::query_scalar(
-                "INSERT INTO people (username, first_name, last_name, email, email_key, \
-                 first_name_key, last_name_key, search_text, password_hash, password_temporary, \
-                 enabled, kind, source, super_user, created_at, last_login_at, joined_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, FALSE, TRUE, $10, $11, FALSE, $12, $12, $12) \
-                 RETURNING id",
-            )
-            .bind(&new.username)
-            .bind(&new.first_name)
-            .bind(&new.last_name)
-            .bind(&new.email)
-            .bind(new.email.to_lowercase())
-            .bind(fold(&new.first_name))
-            .bind(fold(&new.last_name))
-            .bind(search_text(&new.username, &new.first_name, &new.last_name, &new.email))
-            .bind(&new.password_hash)
-            .bind(new.kind.as_str())
-            .bind(new.source.as_str())
-            .bind(at)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_error)?;
-            for (group, role) in &new.memberships {
-                sqlx::query(
-                    "INSERT INTO memberships (person_id, group_id, role) \
-                     SELECT $1, id, $2 FROM user_groups WHERE path = $3",
-                )
-                .bind(person_id)
-                .bind(role)
-                .bind(group)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
-            }
+            let person_id = insert_new_person!(tx, new, Some(at));
             sqlx::query("UPDATE space_invitations SET person_id = $1 WHERE id = $2")
                 .bind(person_id)
                 .bind(id)
@@ -442,19 +399,9 @@ impl SqlStore {
             tx.commit().await.map_err(db_error)?;
             Ok(person_id)
         })?;
-        self.fetch_person_by_id(person_id).await
-    }
-
-    async fn fetch_person_by_id(&self, id: i64) -> StoreResult<Person> {
-        let sql = format!("SELECT {PERSON_COLUMNS} FROM {PEOPLE_VIEW} WHERE id = $1");
-        let row: PersonRow = on_pool!(self.pool(), |p| {
-            sqlx::query_as::<_, PersonRow>(&sql)
-                .bind(id)
-                .fetch_one(p)
-                .await
-        })
-        .map_err(db_error)?;
-        Person::try_from(row)
+        self.fetch_person("id = $1", Bind::Int(person_id))
+            .await?
+            .ok_or(StoreError::NotFound)
     }
 }
 
