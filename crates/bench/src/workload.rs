@@ -257,6 +257,25 @@ fn launch(setup: &Setup, store: &Store) -> Launch {
     }
 }
 
+/// Times one hash (the machine's hashing limit) before `id`, reports it and adds its row.
+async fn measure_hashing(
+    backend: Backend,
+    rows: &mut Vec<Row>,
+    id: &'static str,
+) -> anyhow::Result<Hashing> {
+    let hashing = Hashing::measure().await?;
+    say(
+        backend,
+        &format!(
+            "one Argon2id hash {:.1} ms: limit {:.1} hashes/s",
+            hashing.single.as_secs_f64() * 1000.0,
+            hashing.limit()
+        ),
+    );
+    rows.push(hashing.row(id, id));
+    Ok(hashing)
+}
+
 fn say(backend: Backend, what: &str) {
     eprintln!("[{}] {what}", backend.name());
 }
@@ -306,16 +325,7 @@ async fn phase_a(
     });
     let token = server.admin_token().await?;
     let api = Api::new(&server.base_url, &token)?;
-    let hashing = Hashing::measure().await?;
-    say(
-        backend,
-        &format!(
-            "one Argon2id hash {:.1} ms: limit {:.1} hashes/s",
-            hashing.single.as_secs_f64() * 1000.0,
-            hashing.limit()
-        ),
-    );
-    rows.push(hashing.row("W1", "W1"));
+    let hashing = measure_hashing(backend, rows, "W1").await?;
 
     let mut generator = Generator::new();
     let n = plan.w1_people;
@@ -370,16 +380,7 @@ async fn phase_a(
         }
     }
 
-    let hashing = Hashing::measure().await?;
-    say(
-        backend,
-        &format!(
-            "one Argon2id hash {:.1} ms: limit {:.1} hashes/s",
-            hashing.single.as_secs_f64() * 1000.0,
-            hashing.limit()
-        ),
-    );
-    rows.push(hashing.row("W2", "W2"));
+    let hashing = measure_hashing(backend, rows, "W2").await?;
     for &size in &plan.w2_sizes {
         match w2(
             setup,
