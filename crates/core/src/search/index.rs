@@ -133,8 +133,13 @@ impl SearchIndex {
                 self.grams.remove(slot, self.texts.text(slot));
                 self.texts.set(slot, person)?;
                 self.grams.add(slot, &person.search_text);
-            } else {
-                // Same text: the sort keys may still differ (an email key set aside).
+            } else if self.texts.username(slot) != person.username
+                || self.texts.first_name(slot) != person.first_name_key
+                || self.texts.last_name(slot) != person.last_name_key
+                || self.texts.email(slot) != person.email_key
+            {
+                // Same text, other parts (`a b`/`c` and `a`/`b c` read alike): keep the new
+                // split. A status change (a login, a disable) leaves the arena alone.
                 self.texts.set(slot, person)?;
             }
         } else {
