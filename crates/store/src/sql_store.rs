@@ -35,6 +35,10 @@ const TOKEN_USE_PRECISION_MS: i64 = 60_000;
 
 pub struct SqlStore {
     pool: Pool,
+    /// Where write transactions run: on SQLite one connection of its own, whose page cache
+    /// stays warm from one transaction to the next (see `crate::connect`); on PostgreSQL the
+    /// same pool as reads.
+    writer: Pool,
 }
 
 pub(crate) fn backend(message: impl Into<String>) -> StoreError {
@@ -156,12 +160,25 @@ fn select_person(condition: &str) -> String {
 }
 
 impl SqlStore {
+    /// A store whose writes share the pool of its reads.
     pub fn new(pool: Pool) -> Self {
-        Self { pool }
+        Self {
+            writer: pool.clone(),
+            pool,
+        }
+    }
+
+    /// A store whose write transactions run on `writer`, a pool on the same database.
+    pub fn with_writer(pool: Pool, writer: Pool) -> Self {
+        Self { pool, writer }
     }
 
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    pub(crate) fn writer(&self) -> &Pool {
+        &self.writer
     }
 
     pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
@@ -172,6 +189,7 @@ impl SqlStore {
     }
 
     pub async fn close(&self) {
+        on_pool!(&self.writer, |p| p.close().await);
         on_pool!(&self.pool, |p| p.close().await)
     }
 
@@ -214,7 +232,7 @@ impl Store for SqlStore {
     }
 
     async fn insert_person(&self, new: &NewPerson, audit: &AuditRecord) -> StoreResult<Person> {
-        let id: i64 = on_pool!(&self.pool, |p| {
+        let id: i64 = on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let id = insert_new_person!(tx, new, None);
             insert_audit!(&mut *tx, audit)?;
@@ -292,7 +310,7 @@ impl Store for SqlStore {
             Some(change) => (Some(change.hash.clone()), Some(change.temporary)),
             None => (None, None),
         };
-        on_pool!(&self.pool, |p| {
+        on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let username: Option<String> =
                 sqlx::query_scalar("SELECT username FROM people WHERE id = $1")
@@ -345,7 +363,7 @@ impl Store for SqlStore {
     }
 
     async fn delete_person(&self, id: i64, audit: &AuditRecord) -> StoreResult<()> {
-        on_pool!(&self.pool, |p| {
+        on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let username: Option<String> =
                 sqlx::query_scalar("DELETE FROM people WHERE id = $1 RETURNING username")
@@ -554,7 +572,7 @@ impl Store for SqlStore {
         token_hash: &str,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        on_pool!(&self.pool, |p| {
+        on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             sqlx::query(
                 "INSERT INTO api_tokens (person_id, name, token_hash, created_at) \

@@ -71,7 +71,7 @@ impl SqlStore {
         enabled: bool,
         audits: &[AuditRecord],
     ) -> StoreResult<u64> {
-        on_pool!(self.pool(), |p| {
+        on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let mut changed = 0;
             for ids in person_ids.chunks(CHUNK) {

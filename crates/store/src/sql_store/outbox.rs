@@ -63,7 +63,7 @@ impl SqlStore {
         message: &NewOutboxMessage,
         audit: Option<&AuditRecord>,
     ) -> StoreResult<()> {
-        on_pool!(self.pool(), |p| {
+        on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let exists: Option<i32> = sqlx::query_scalar("SELECT 1 FROM people WHERE id = $1")
                 .bind(token.person_id)
@@ -147,7 +147,7 @@ impl SqlStore {
         audit: &AuditRecord,
     ) -> StoreResult<i64> {
         let at_ms = to_millis(at);
-        on_pool!(self.pool(), |p| {
+        on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             // Claiming the token first makes a second, concurrent redemption find it used.
             let person_id: Option<i64> = sqlx::query_scalar(
@@ -196,7 +196,7 @@ impl SqlStore {
         limit: u32,
         lease_until: OffsetDateTime,
     ) -> StoreResult<Vec<OutboxMessage>> {
-        let rows: Vec<MessageRow> = match self.pool() {
+        let rows: Vec<MessageRow> = match self.writer() {
             Pool::Sqlite(p) => {
                 let mut tx = begin_write(p).await.map_err(db_error)?;
                 let rows = sqlx::query_as(CLAIM_SQLITE)

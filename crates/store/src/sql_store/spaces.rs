@@ -62,7 +62,7 @@ impl SqlStore {
         audit: &AuditRecord,
     ) -> StoreResult<Option<Space>> {
         let path = format!("/spaces/{}", space.name);
-        let inserted: Option<i64> = on_pool!(self.pool(), |p| {
+        let inserted: Option<i64> = on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let id: Option<i64> = sqlx::query_scalar(
                 "INSERT INTO user_groups (path, label, is_space, external_invitations, created_at) \
@@ -92,7 +92,7 @@ impl SqlStore {
         space: &Space,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        on_pool!(self.pool(), |p| {
+        on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let done = sqlx::query(
                 "UPDATE user_groups SET label = $1, external_invitations = $2 \
@@ -210,7 +210,7 @@ impl SqlStore {
         role: &str,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        on_pool!(self.pool(), |p| {
+        on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let done = sqlx::query(
                 "INSERT INTO memberships (person_id, group_id, role) \
@@ -238,7 +238,7 @@ impl SqlStore {
         group_path: &str,
         audit: &AuditRecord,
     ) -> StoreResult<bool> {
-        on_pool!(self.pool(), |p| {
+        on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let done = sqlx::query(
                 "DELETE FROM memberships WHERE person_id = $1 AND group_id = \
@@ -265,7 +265,7 @@ impl SqlStore {
         message: &NewOutboxMessage,
         audit: &AuditRecord,
     ) -> StoreResult<i64> {
-        on_pool!(self.pool(), |p| {
+        on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let id: i64 = if invitation.id == 0 {
                 sqlx::query_scalar(
@@ -348,7 +348,7 @@ impl SqlStore {
         id: i64,
         audit: &AuditRecord,
     ) -> StoreResult<()> {
-        on_pool!(self.pool(), |p| {
+        on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let done = sqlx::query(
                 "UPDATE space_invitations SET state = 'revoked' WHERE id = $1 AND state = 'pending'",
@@ -373,7 +373,7 @@ impl SqlStore {
         audit: &AuditRecord,
     ) -> StoreResult<Person> {
         let at = to_millis(new.created_at);
-        let person_id: i64 = on_pool!(self.pool(), |p| {
+        let person_id: i64 = on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let claimed = sqlx::query(
                 "UPDATE space_invitations SET state = 'accepted', accepted_at = $1 \
