@@ -108,6 +108,14 @@ pub struct SessionRecord {
     pub expires_at: OffsetDateTime,
 }
 
+/// The person an API token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenHolder {
+    pub person: Person,
+    /// A member of the administrators' group.
+    pub admin: bool,
+}
+
 /// Failed logins counted against one key (an account, or an unknown login name).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoginFailures {
@@ -333,13 +341,14 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &str,
         audit: &AuditRecord,
     ) -> StoreResult<()>;
-    /// The owner of a token, recording its use to the minute (a use within a minute of the
-    /// last recorded one is not written).
+    /// The owner of a token and whether they administer, read at once (every API request
+    /// asks), recording the token's use to the minute (a use within a minute of the last
+    /// recorded one is not written).
     async fn api_token_owner(
         &self,
         token_hash: &str,
         at: OffsetDateTime,
-    ) -> StoreResult<Option<i64>>;
+    ) -> StoreResult<Option<TokenHolder>>;
 
     async fn login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>>;
     /// Adds one failure and returns the new count.

@@ -85,17 +85,6 @@ macro_rules! insert_new_person {
     ($tx:ident, $new:expr, $joined_at:expr) => {{
         let new: &::usher_core::store::NewPerson = $new;
         let joined_at: Option<i64> = $joined_at;
-        let reserved: Option<i32> =
-            sqlx::query_scalar("SELECT 1 FROM deleted_usernames WHERE username = $1")
-                .bind(&new.username)
-                .fetch_optional(&mut *$tx)
-                .await
-                .map_err($crate::sql_store::db_error)?;
-        if reserved.is_some() {
-            return Err(::usher_core::store::StoreError::Conflict(
-                ::usher_core::store::Conflict::UsernameReserved,
-            ));
-        }
         let profile = &new.profile;
         let derived = $crate::sql::DerivedColumns::of(
             &new.username,
@@ -103,14 +92,18 @@ macro_rules! insert_new_person {
             &new.last_name,
             &new.email,
         );
-        let id: i64 = sqlx::query_scalar(
+        // A reserved username inserts nothing: checked in the same statement, one round
+        // trip fewer on the writer's turn.
+        let id: Option<i64> = sqlx::query_scalar(
             "INSERT INTO people (username, first_name, last_name, email, email_key, \
              first_name_key, last_name_key, search_text, password_hash, password_temporary, \
              enabled, kind, source, super_user, created_at, position, organization, \
              department, location, phone, manager, about_me, time_zone, last_login_at, \
              joined_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20, $21, $22, $23, $24, $24) RETURNING id",
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
+             $17, $18, $19, $20, $21, $22, $23, $24, $24 \
+             WHERE NOT EXISTS (SELECT 1 FROM deleted_usernames WHERE username = $1) \
+             RETURNING id",
         )
         .bind(&new.username)
         .bind(&new.first_name)
@@ -136,9 +129,14 @@ macro_rules! insert_new_person {
         .bind(&profile.about_me)
         .bind(&profile.time_zone)
         .bind(joined_at)
-        .fetch_one(&mut *$tx)
+        .fetch_optional(&mut *$tx)
         .await
         .map_err($crate::sql_store::db_error)?;
+        let Some(id) = id else {
+            return Err(::usher_core::store::StoreError::Conflict(
+                ::usher_core::store::Conflict::UsernameReserved,
+            ));
+        };
         for (group, role) in &new.memberships {
             let inserted = sqlx::query(
                 "INSERT INTO memberships (person_id, group_id, role) \

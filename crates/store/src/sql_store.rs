@@ -20,7 +20,8 @@ use usher_core::query::{Page, UserFilter, UserQuery};
 use usher_core::search::{ChangeCursor, ChangeKey, IndexedPerson};
 use usher_core::store::{
     Conflict, IdentityInUse, JobRecord, LoginFailures, NewPerson, NewSpace, NewToken, PersonUpdate,
-    SessionRecord, Space, SpaceInvitation, Store, StoreError, StoreResult, TokenKind, TokenRecord,
+    SessionRecord, Space, SpaceInvitation, Store, StoreError, StoreResult, TokenHolder, TokenKind,
+    TokenRecord,
 };
 
 use crate::pool::{on_pool, Pool};
@@ -594,21 +595,42 @@ impl Store for SqlStore {
         &self,
         token_hash: &str,
         at: OffsetDateTime,
-    ) -> StoreResult<Option<i64>> {
-        // Every API request asks this: recording each use would make every read a write
-        // (and on SQLite queue it behind the one writer), so the use is recorded to the minute.
+    ) -> StoreResult<Option<TokenHolder>> {
+        // Every API request asks this: one read answers who holds the token, whether they
+        // administer and when the token was last used. Recording each use would make every
+        // read a write (and on SQLite queue it behind the one writer), so the use is
+        // recorded to the minute.
+        #[derive(sqlx::FromRow)]
+        struct HolderRow {
+            #[sqlx(flatten)]
+            person: PersonRow,
+            admin: bool,
+            token_used_at: Option<i64>,
+        }
+        let sql = format!(
+            "SELECT {PERSON_COLUMNS}, \
+             EXISTS (SELECT 1 FROM memberships m JOIN user_groups g ON g.id = m.group_id \
+                     WHERE m.person_id = {PEOPLE_VIEW}.id AND g.path = $2) AS admin, \
+             (SELECT last_used_at FROM api_tokens WHERE token_hash = $1) AS token_used_at \
+             FROM {PEOPLE_VIEW} \
+             WHERE id = (SELECT person_id FROM api_tokens WHERE token_hash = $1)"
+        );
         let at = to_millis(at);
-        let owner: Option<(i64, Option<i64>)> = on_pool!(&self.pool, |p| {
-            sqlx::query_as("SELECT person_id, last_used_at FROM api_tokens WHERE token_hash = $1")
+        let row: Option<HolderRow> = on_pool!(&self.pool, |p| {
+            sqlx::query_as(&sql)
                 .bind(token_hash)
+                .bind(usher_core::groups::ADMINISTRATORS)
                 .fetch_optional(p)
                 .await
         })
         .map_err(db_error)?;
-        let Some((owner, last_used_at)) = owner else {
+        let Some(row) = row else {
             return Ok(None);
         };
-        if last_used_at.is_none_or(|last| at - last >= TOKEN_USE_PRECISION_MS) {
+        if row
+            .token_used_at
+            .is_none_or(|last| at - last >= TOKEN_USE_PRECISION_MS)
+        {
             on_pool!(&self.pool, |p| {
                 sqlx::query("UPDATE api_tokens SET last_used_at = $1 WHERE token_hash = $2")
                     .bind(at)
@@ -619,7 +641,10 @@ impl Store for SqlStore {
             })
             .map_err(db_error)?;
         }
-        Ok(Some(owner))
+        Ok(Some(TokenHolder {
+            person: Person::try_from(row.person)?,
+            admin: row.admin,
+        }))
     }
 
     async fn login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>> {

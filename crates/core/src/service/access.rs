@@ -241,14 +241,15 @@ impl Usher {
         &self,
         token: &str,
     ) -> Result<Option<Authenticated>, ServiceError> {
-        let owner = self
+        let holder = self
             .store
             .api_token_owner(&hash_token(token), self.clock.now())
             .await?;
-        match owner {
-            Some(id) => self.authenticated(id, None).await,
-            None => Ok(None),
-        }
+        Ok(holder.filter(|h| h.person.enabled).map(|h| Authenticated {
+            actor: Actor::of(&h.person, h.admin),
+            person: h.person,
+            csrf_token: None,
+        }))
     }
 
     async fn authenticated(
@@ -267,12 +268,7 @@ impl Usher {
             .is_member(person.id, groups::ADMINISTRATORS)
             .await?;
         Ok(Some(Authenticated {
-            actor: Actor {
-                id: person.id,
-                username: person.username.clone(),
-                admin,
-                super_user: person.super_user,
-            },
+            actor: Actor::of(&person, admin),
             person,
             csrf_token,
         }))

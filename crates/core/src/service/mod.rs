@@ -46,6 +46,16 @@ pub struct Actor {
 }
 
 impl Actor {
+    /// `person` acting, an administrator or not.
+    pub fn of(person: &crate::people::Person, admin: bool) -> Self {
+        Self {
+            id: person.id,
+            username: person.username.clone(),
+            admin,
+            super_user: person.super_user,
+        }
+    }
+
     pub fn require_admin(&self) -> Result<(), crate::ServiceError> {
         if self.admin {
             Ok(())

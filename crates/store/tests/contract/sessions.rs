@@ -2,7 +2,8 @@
 
 use usher_core::audit::actions;
 use usher_core::clock::to_millis;
-use usher_core::store::{LoginFailures, Store, StoreError};
+use usher_core::groups::ADMINISTRATORS;
+use usher_core::store::{LoginFailures, Store, StoreError, TokenHolder};
 
 use crate::support::*;
 
@@ -180,7 +181,7 @@ usher_store::on_both_backends! {
         assert_eq!(token_last_used_at(&store, "token-jane").await, None);
 
         assert_eq!(
-            store.api_token_owner("token-jane", at(5)).await.unwrap(),
+            store.api_token_owner("token-jane", at(5)).await.unwrap().map(|h| h.person.id),
             Some(jane.id)
         );
         assert_eq!(
@@ -188,7 +189,7 @@ usher_store::on_both_backends! {
             Some(to_millis(at(5)))
         );
         assert_eq!(
-            store.api_token_owner("token-jane", at(9)).await.unwrap(),
+            store.api_token_owner("token-jane", at(9)).await.unwrap().map(|h| h.person.id),
             Some(jane.id)
         );
         assert_eq!(
@@ -199,16 +200,47 @@ usher_store::on_both_backends! {
         store
             .api_token_owner("token-jane", at(9) + time::Duration::seconds(30))
             .await
-            .unwrap();
+            .unwrap().map(|h| h.person.id);
         assert_eq!(
             token_last_used_at(&store, "token-jane").await,
             Some(to_millis(at(9)))
         );
 
         assert_eq!(
-            store.api_token_owner("token-john", at(6)).await.unwrap(),
+            store.api_token_owner("token-john", at(6)).await.unwrap().map(|h| h.person.id),
             Some(john.id)
         );
+    }
+
+    async fn an_api_token_says_whether_its_owner_administers(db) {
+        let store = db.store().await;
+        let mut new = new_person("ada.admin", "Ada", "Admin");
+        new.memberships
+            .push((ADMINISTRATORS.to_owned(), "member".to_owned()));
+        let ada = insert(&store, new).await;
+        let jane = insert_named(&store, "jane.doe").await;
+        for (person, token) in [(&ada, "token-ada"), (&jane, "token-jane")] {
+            store
+                .insert_api_token(
+                    person.id,
+                    "ci",
+                    token,
+                    &audit(actions::TOKEN_CREATE, &person.username, at(1)),
+                )
+                .await
+                .unwrap();
+        }
+
+        let holder = store.api_token_owner("token-ada", at(2)).await.unwrap();
+        assert_eq!(
+            holder,
+            Some(TokenHolder {
+                person: store.person_by_id(ada.id).await.unwrap().unwrap(),
+                admin: true,
+            })
+        );
+        let holder = store.api_token_owner("token-jane", at(2)).await.unwrap();
+        assert_eq!(holder.map(|h| (h.person.username, h.admin)), Some(("jane.doe".to_owned(), false)));
     }
 
     async fn an_unknown_api_token_has_no_owner(db) {
@@ -225,11 +257,11 @@ usher_store::on_both_backends! {
             .unwrap();
 
         assert_eq!(
-            store.api_token_owner("token-unknown", at(5)).await.unwrap(),
+            store.api_token_owner("token-unknown", at(5)).await.unwrap().map(|h| h.person.id),
             None
         );
         assert_eq!(
-            store.api_token_owner("TOKEN-JANE", at(5)).await.unwrap(),
+            store.api_token_owner("TOKEN-JANE", at(5)).await.unwrap().map(|h| h.person.id),
             None
         );
     }
