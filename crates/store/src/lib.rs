@@ -88,8 +88,15 @@ pub async fn connect_and_migrate(url: &str) -> Result<Arc<SqlStore>, ConnectErro
 
 /// The page cache of SQLite's one writing connection, in KiB. An import touches pages all over
 /// the indexes of `people` and `audit_log`; with SQLite's default 2 MiB, each step read them
-/// back from the file (measured: about 3 reads and 5 writes of a page per imported row).
-const WRITER_CACHE_KIB: u32 = 32 * 1024;
+/// back from the file (measured: about 3 reads and 5 writes of a page per imported row). 32
+/// MiB was measured a little faster again, but took the server past 256 MiB while importing a
+/// million people (W5 of the benchmark).
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
+
+/// The page cache of each reading connection, in KiB (SQLite's default is 2 MiB). Reads are of
+/// a few pages each (a page of people, the change feed, the lookups of an import step); the
+/// memory is better spent on the writer's.
+const READER_CACHE_KIB: u32 = 1024;
 
 /// Pages in the WAL before the writer copies them back to the database file (4 KiB each: 32
 /// MiB). SQLite's default of 1,000 pages made a checkpoint, with its fsync, after nearly
@@ -122,7 +129,11 @@ async fn open_sqlite(url: &str) -> Result<(sqlx::SqlitePool, sqlx::SqlitePool), 
     let readers = SqlitePoolOptions::new()
         .max_connections(8)
         .test_before_acquire(false)
-        .connect_with(options.clone())
+        .connect_with(
+            options
+                .clone()
+                .pragma("cache_size", format!("-{READER_CACHE_KIB}")),
+        )
         .await?;
     // SQLite writes one transaction at a time whatever the number of connections: writes
     // queue for this one, whose cache keeps the pages the last transactions touched. It is
