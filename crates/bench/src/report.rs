@@ -330,18 +330,34 @@ errors, a job fails, a search total is not exact, the server dies).
   The hashing limit is the ceiling; what is left below it is the request and store work done on
   the same 2 cores, and the benchmark's own client.
 - **Imports (W2)** run in steps of 2,000 rows, each one transaction of a few set-based
-  statements (rows passed as one JSON array), audited row by row. On SQLite every row is
-  inserted by the one writer into `people` (unique username and email, the default sort, the
-  change feed) and into `audit_log` (four indexes), and written to the WAL: about 70 µs per row.
-  Larger steps were measured faster (about 19k rows/s with 10,000-row steps) but held about
-  35 KB per row in flight; the change-feed triggers cost about 12%. The 50,000 and 20,000
-  rows/s targets would need fewer writes per row (one audit entry per step rather than per
-  row, `COPY` on PostgreSQL), which this version does not do.
-- **Creations without password (W1b)** are each one write transaction of about six statements
-  (after four reads: the token, the caller, their role, the uniqueness check), queued on
-  SQLite's single writer; on 2 cores shared with the benchmark's 8 clients this reaches
-  1,000–1,300/s. Fewer round trips per request (one read for the caller and role, one
-  statement for the person, membership and audit entry) are the next step.
+  statements (rows passed as one JSON array), audited row by row; the next batch is read and
+  planned while a step commits. On SQLite the steps are written by one connection kept for
+  writes, whose 16 MiB page cache keeps the index pages from one step to the next (with the
+  default 2 MiB, shared by every connection, each step read them back from the file), a step
+  stamps the change feed itself (one counter update, not a trigger writing each row twice), and
+  its JSON is read once per row in SQLite's binary form. What remains is the single writer's
+  own work, measured per row on a small store at about 14 µs to insert into `people` (unique
+  username and email, the default sort, the change feed), 6 µs for the membership and the audit
+  entry (four indexes), 5 µs to write the WAL at commit and 4 µs to encode the step: near
+  30,000 rows/s, less as the indexes outgrow the cache (about 20,000 at 100,000 people, 9,000
+  on the way to 1,000,000). Measured and not kept: 16 KiB pages (imports about 20% faster,
+  single creations 40% slower, every commit writing whole pages) and 5,000-row steps (about
+  30% faster, 80 MiB more memory while importing, which W5 cannot spare). On PostgreSQL the
+  step's time goes to the same inserts, each row of `people` updating five indexes and each
+  membership checked against two foreign keys. The targets (50,000 and 20,000 rows/s) would
+  need fewer writes per row than one audit entry per row allows, and statements that bind the
+  rows without JSON (`COPY` on PostgreSQL); this version does neither.
+- **Creations without password (W1b)** read the caller, their token and their role in one
+  query and check uniqueness in another, then write the person, their membership and the audit
+  entry in one transaction of five statements (on SQLite queued for the one writing
+  connection). The 2 cores are shared with the benchmark's 8 clients. Profiled on SQLite, about
+  half of the request threads' time is spent switching threads: sqlx runs each SQLite
+  connection on a thread of its own and hands it every statement and every row. That handing
+  over, not the SQL, is where the remaining gap to 2,000/s lies.
+- **Hashing ratios (W1, W2 with passwords)** divide a throughput by a single-hash time
+  measured on the same shared machine, which moves by 10–20% from run to run. W2's
+  with-password files ran at 112–132 rows/s in the run below against a hash timed at 12.6–12.7
+  ms (71–83%), and at about 120 rows/s in the run before against 14.2–15.3 ms (83–94%).
 
 ## How it runs
 
