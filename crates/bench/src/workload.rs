@@ -498,9 +498,17 @@ async fn w2(
             start,
             &format!("W2 {n} rows, {what}: {per_second:.0} rows/s ({detail})"),
         );
+        // A file cut by --w2-password-cap is named after its series too: the 10,000 and the
+        // 100,000 series would otherwise both give "import 1,000 rows…", and the table keeps
+        // one row per name.
+        let series = if n == size {
+            String::new()
+        } else {
+            format!(" (of the {} series)", thousands(size as u64))
+        };
         rows.push(Row {
             id: "W2",
-            what: format!("import {} rows: {what}", thousands(n as u64)),
+            what: format!("import {} rows{series}: {what}", thousands(n as u64)),
             target: if hashes {
                 hashing.target()
             } else {
