@@ -341,8 +341,8 @@ errors, a job fails, a search total is not exact, the server dies).
   entry (four indexes), 5 µs to write the WAL at commit and 4 µs to encode the step: near
   30,000 rows/s, less as the indexes outgrow the cache (about 20,000 at 100,000 people, 9,000
   on the way to 1,000,000). Measured and not kept: 16 KiB pages (imports about 20% faster,
-  single creations 40% slower, every commit writing whole pages) and 5,000-row steps (about
-  30% faster, 80 MiB more memory while importing, which W5 cannot spare). On PostgreSQL the
+  single creations 40% slower, every commit writing whole pages) and 5,000-row steps (12–23%
+  faster, 80 MiB more memory while importing 300,000 rows, which W5 cannot spare). On PostgreSQL the
   step's time goes to the same inserts, each row of `people` updating five indexes and each
   membership checked against two foreign keys. The targets (50,000 and 20,000 rows/s) would
   need fewer writes per row than one audit entry per row allows, and statements that bind the
