@@ -108,9 +108,10 @@ pub struct SessionRecord {
     pub expires_at: OffsetDateTime,
 }
 
-/// The person an API token belongs to.
+/// A person as the one acting on a request: who they are and whether they administer, read
+/// together (every authenticated request needs both).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenHolder {
+pub struct ActingPerson {
     pub person: Person,
     /// A member of the administrators' group.
     pub admin: bool,
@@ -252,6 +253,8 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_person(&self, new: &NewPerson, audit: &AuditRecord) -> StoreResult<Person>;
 
     async fn person_by_id(&self, id: i64) -> StoreResult<Option<Person>>;
+    /// The person with this id and whether they administer, in one read.
+    async fn acting_person(&self, id: i64) -> StoreResult<Option<ActingPerson>>;
     async fn person_by_username(&self, username: &str) -> StoreResult<Option<Person>>;
     /// Looks up by address, case-insensitively.
     async fn person_by_email(&self, email: &str) -> StoreResult<Option<Person>>;
@@ -348,7 +351,7 @@ pub trait Store: Send + Sync + 'static {
         &self,
         token_hash: &str,
         at: OffsetDateTime,
-    ) -> StoreResult<Option<TokenHolder>>;
+    ) -> StoreResult<Option<ActingPerson>>;
 
     async fn login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>>;
     /// Adds one failure and returns the new count.

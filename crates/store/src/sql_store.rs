@@ -19,8 +19,8 @@ use usher_core::people::Person;
 use usher_core::query::{Page, UserFilter, UserQuery};
 use usher_core::search::{ChangeCursor, ChangeKey, IndexedPerson};
 use usher_core::store::{
-    Conflict, IdentityInUse, JobRecord, LoginFailures, NewPerson, NewSpace, NewToken, PersonUpdate,
-    SessionRecord, Space, SpaceInvitation, Store, StoreError, StoreResult, TokenHolder, TokenKind,
+    ActingPerson, Conflict, IdentityInUse, JobRecord, LoginFailures, NewPerson, NewSpace, NewToken,
+    PersonUpdate, SessionRecord, Space, SpaceInvitation, Store, StoreError, StoreResult, TokenKind,
     TokenRecord,
 };
 
@@ -160,6 +160,34 @@ fn select_person(condition: &str) -> String {
     format!("SELECT {PERSON_COLUMNS} FROM {PEOPLE_VIEW} WHERE {condition}")
 }
 
+/// A person with `admin`, whether they belong to the group bound to `$2`; `extra` adds columns.
+fn select_acting_person(extra: &str, condition: &str) -> String {
+    format!(
+        "SELECT {PERSON_COLUMNS}, \
+         EXISTS (SELECT 1 FROM memberships m JOIN user_groups g ON g.id = m.group_id \
+                 WHERE m.person_id = {PEOPLE_VIEW}.id AND g.path = $2) AS admin{extra} \
+         FROM {PEOPLE_VIEW} WHERE {condition}"
+    )
+}
+
+#[derive(sqlx::FromRow)]
+struct ActingRow {
+    #[sqlx(flatten)]
+    person: PersonRow,
+    admin: bool,
+}
+
+impl TryFrom<ActingRow> for ActingPerson {
+    type Error = StoreError;
+
+    fn try_from(row: ActingRow) -> Result<Self, StoreError> {
+        Ok(ActingPerson {
+            person: Person::try_from(row.person)?,
+            admin: row.admin,
+        })
+    }
+}
+
 impl SqlStore {
     /// A store whose writes share the pool of its reads.
     pub fn new(pool: Pool) -> Self {
@@ -245,6 +273,19 @@ impl Store for SqlStore {
 
     async fn person_by_id(&self, id: i64) -> StoreResult<Option<Person>> {
         self.fetch_person("id = $1", Bind::Int(id)).await
+    }
+
+    async fn acting_person(&self, id: i64) -> StoreResult<Option<ActingPerson>> {
+        let sql = select_acting_person("", "id = $1");
+        let row: Option<ActingRow> = on_pool!(&self.pool, |p| {
+            sqlx::query_as(&sql)
+                .bind(id)
+                .bind(usher_core::groups::ADMINISTRATORS)
+                .fetch_optional(p)
+                .await
+        })
+        .map_err(db_error)?;
+        row.map(ActingPerson::try_from).transpose()
     }
 
     async fn person_by_username(&self, username: &str) -> StoreResult<Option<Person>> {
@@ -595,28 +636,23 @@ impl Store for SqlStore {
         &self,
         token_hash: &str,
         at: OffsetDateTime,
-    ) -> StoreResult<Option<TokenHolder>> {
+    ) -> StoreResult<Option<ActingPerson>> {
         // Every API request asks this: one read answers who holds the token, whether they
         // administer and when the token was last used. Recording each use would make every
         // read a write (and on SQLite queue it behind the one writer), so the use is
         // recorded to the minute.
         #[derive(sqlx::FromRow)]
-        struct HolderRow {
+        struct TokenRow {
             #[sqlx(flatten)]
-            person: PersonRow,
-            admin: bool,
+            acting: ActingRow,
             token_used_at: Option<i64>,
         }
-        let sql = format!(
-            "SELECT {PERSON_COLUMNS}, \
-             EXISTS (SELECT 1 FROM memberships m JOIN user_groups g ON g.id = m.group_id \
-                     WHERE m.person_id = {PEOPLE_VIEW}.id AND g.path = $2) AS admin, \
-             (SELECT last_used_at FROM api_tokens WHERE token_hash = $1) AS token_used_at \
-             FROM {PEOPLE_VIEW} \
-             WHERE id = (SELECT person_id FROM api_tokens WHERE token_hash = $1)"
+        let sql = select_acting_person(
+            ", (SELECT last_used_at FROM api_tokens WHERE token_hash = $1) AS token_used_at",
+            "id = (SELECT person_id FROM api_tokens WHERE token_hash = $1)",
         );
         let at = to_millis(at);
-        let row: Option<HolderRow> = on_pool!(&self.pool, |p| {
+        let row: Option<TokenRow> = on_pool!(&self.pool, |p| {
             sqlx::query_as(&sql)
                 .bind(token_hash)
                 .bind(usher_core::groups::ADMINISTRATORS)
@@ -641,10 +677,7 @@ impl Store for SqlStore {
             })
             .map_err(db_error)?;
         }
-        Ok(Some(TokenHolder {
-            person: Person::try_from(row.person)?,
-            admin: row.admin,
-        }))
+        ActingPerson::try_from(row.acting).map(Some)
     }
 
     async fn login_failures(&self, key: &str) -> StoreResult<Option<LoginFailures>> {

@@ -13,7 +13,7 @@ use crate::audit::{actions, AuditRecord};
 use crate::error::{FieldError, FieldErrors, ServiceError};
 use crate::groups;
 use crate::people::{dummy_hash, hash_password, verify_password, Person, Username};
-use crate::store::{PasswordChange, PersonUpdate, SessionRecord};
+use crate::store::{ActingPerson, PasswordChange, PersonUpdate, SessionRecord};
 use crate::token::{hash_token, new_token};
 
 /// Failures on one account after which each attempt must wait (doubling, up to a minute).
@@ -241,15 +241,11 @@ impl Usher {
         &self,
         token: &str,
     ) -> Result<Option<Authenticated>, ServiceError> {
-        let holder = self
+        let acting = self
             .store
             .api_token_owner(&hash_token(token), self.clock.now())
             .await?;
-        Ok(holder.filter(|h| h.person.enabled).map(|h| Authenticated {
-            actor: Actor::of(&h.person, h.admin),
-            person: h.person,
-            csrf_token: None,
-        }))
+        Ok(authenticated(acting, None))
     }
 
     async fn authenticated(
@@ -257,21 +253,8 @@ impl Usher {
         person_id: i64,
         csrf_token: Option<String>,
     ) -> Result<Option<Authenticated>, ServiceError> {
-        let Some(person) = self.store.person_by_id(person_id).await? else {
-            return Ok(None);
-        };
-        if !person.enabled {
-            return Ok(None);
-        }
-        let admin = self
-            .store
-            .is_member(person.id, groups::ADMINISTRATORS)
-            .await?;
-        Ok(Some(Authenticated {
-            actor: Actor::of(&person, admin),
-            person,
-            csrf_token,
-        }))
+        let acting = self.store.acting_person(person_id).await?;
+        Ok(authenticated(acting, csrf_token))
     }
 
     pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {
@@ -385,4 +368,16 @@ impl Usher {
             .await?;
         Ok(token)
     }
+}
+
+/// Who acts on a request, if anyone: a disabled person is no one.
+fn authenticated(
+    acting: Option<ActingPerson>,
+    csrf_token: Option<String>,
+) -> Option<Authenticated> {
+    acting.filter(|a| a.person.enabled).map(|a| Authenticated {
+        actor: Actor::of(&a.person, a.admin),
+        person: a.person,
+        csrf_token,
+    })
 }

@@ -148,6 +148,20 @@ usher_store::on_both_backends! {
         assert!(!without.has_password);
     }
 
+    async fn an_acting_person_is_read_with_whether_they_administer(db) {
+        let store = db.store().await;
+        let mut new = new_person("ada.admin", "Ada", "Admin");
+        new.memberships = vec![(ADMINISTRATORS.to_owned(), "member".to_owned())];
+        let ada = insert(&store, new).await;
+        let jane = insert_named(&store, "jane.doe").await;
+
+        let acting = store.acting_person(ada.id).await.unwrap().unwrap();
+        assert_eq!((acting.person, acting.admin), (ada, true));
+        let acting = store.acting_person(jane.id).await.unwrap().unwrap();
+        assert_eq!((acting.person, acting.admin), (jane, false));
+        assert_eq!(store.acting_person(i64::MAX).await.unwrap(), None);
+    }
+
     async fn memberships_are_inserted_with_the_person(db) {
         let store = db.store().await;
         let mut new = new_person("jane.doe", "Jane", "Doe");

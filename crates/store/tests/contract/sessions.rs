@@ -3,7 +3,7 @@
 use usher_core::audit::actions;
 use usher_core::clock::to_millis;
 use usher_core::groups::ADMINISTRATORS;
-use usher_core::store::{LoginFailures, Store, StoreError, TokenHolder};
+use usher_core::store::{ActingPerson, LoginFailures, Store, StoreError};
 
 use crate::support::*;
 
@@ -234,7 +234,7 @@ usher_store::on_both_backends! {
         let holder = store.api_token_owner("token-ada", at(2)).await.unwrap();
         assert_eq!(
             holder,
-            Some(TokenHolder {
+            Some(ActingPerson {
                 person: store.person_by_id(ada.id).await.unwrap().unwrap(),
                 admin: true,
             })
