@@ -94,7 +94,7 @@ macro_rules! insert_new_person {
         );
         // A reserved username inserts nothing: checked in the same statement, one round
         // trip fewer on the writer's turn.
-        let id: Option<i64> = sqlx::query_scalar(
+        let query = sqlx::query_scalar(
             "INSERT INTO people (username, first_name, last_name, email, email_key, \
              first_name_key, last_name_key, search_text, password_hash, password_temporary, \
              enabled, kind, source, super_user, created_at, position, organization, \
@@ -104,34 +104,31 @@ macro_rules! insert_new_person {
              $17, $18, $19, $20, $21, $22, $23, $24, $24 \
              WHERE NOT EXISTS (SELECT 1 FROM deleted_usernames WHERE username = $1) \
              RETURNING id",
-        )
-        .bind(&new.username)
-        .bind(&new.first_name)
-        .bind(&new.last_name)
-        .bind(&new.email)
-        .bind(derived.email_key)
-        .bind(derived.first_name_key)
-        .bind(derived.last_name_key)
-        .bind(derived.search_text)
-        .bind(&new.password_hash)
-        .bind(new.password_temporary)
-        .bind(new.enabled)
-        .bind(new.kind.as_str())
-        .bind(new.source.as_str())
-        .bind(new.super_user)
-        .bind(::usher_core::clock::to_millis(new.created_at))
-        .bind(&profile.position)
-        .bind(&profile.organization)
-        .bind(&profile.department)
-        .bind(&profile.location)
-        .bind(&profile.phone)
-        .bind(&profile.manager)
-        .bind(&profile.about_me)
-        .bind(&profile.time_zone)
-        .bind(joined_at)
-        .fetch_optional(&mut *$tx)
-        .await
-        .map_err($crate::sql_store::db_error)?;
+        );
+        let query = $crate::sql::bind_derived!(
+            query
+                .bind(&new.username)
+                .bind(&new.first_name)
+                .bind(&new.last_name)
+                .bind(&new.email),
+            derived
+        );
+        let query = $crate::sql::bind_profile!(
+            query
+                .bind(&new.password_hash)
+                .bind(new.password_temporary)
+                .bind(new.enabled)
+                .bind(new.kind.as_str())
+                .bind(new.source.as_str())
+                .bind(new.super_user)
+                .bind(::usher_core::clock::to_millis(new.created_at)),
+            profile
+        );
+        let id: Option<i64> = query
+            .bind(joined_at)
+            .fetch_optional(&mut *$tx)
+            .await
+            .map_err($crate::sql_store::db_error)?;
         let Some(id) = id else {
             return Err(::usher_core::store::StoreError::Conflict(
                 ::usher_core::store::Conflict::UsernameReserved,
@@ -156,6 +153,38 @@ macro_rules! insert_new_person {
     }};
 }
 pub(crate) use insert_new_person;
+
+/// Binds the four [`DerivedColumns`] in their column order (email key, first and last name
+/// keys, search text) to the next placeholders of `$query`.
+macro_rules! bind_derived {
+    ($query:expr, $derived:expr) => {{
+        let derived: $crate::sql::DerivedColumns = $derived;
+        $query
+            .bind(derived.email_key)
+            .bind(derived.first_name_key)
+            .bind(derived.last_name_key)
+            .bind(derived.search_text)
+    }};
+}
+pub(crate) use bind_derived;
+
+/// Binds the eight fields of a [`usher_core::people::Profile`] in their column order
+/// (position, organization, department, location, phone, manager, about me, time zone).
+macro_rules! bind_profile {
+    ($query:expr, $profile:expr) => {{
+        let profile: &::usher_core::people::Profile = $profile;
+        $query
+            .bind(&profile.position)
+            .bind(&profile.organization)
+            .bind(&profile.department)
+            .bind(&profile.location)
+            .bind(&profile.phone)
+            .bind(&profile.manager)
+            .bind(&profile.about_me)
+            .bind(&profile.time_zone)
+    }};
+}
+pub(crate) use bind_profile;
 
 /// A value bound to a placeholder of dynamically built SQL.
 #[derive(Debug, Clone)]

@@ -27,8 +27,8 @@ use usher_core::store::{
 use crate::pool::{on_pool, Pool};
 use crate::rows::{AuditRow, PersonRow};
 use crate::sql::{
-    bind_all, insert_audit, insert_message, insert_new_person, order_by, person_conditions, Bind,
-    Conditions, DerivedColumns, PEOPLE_VIEW, PERSON_COLUMNS,
+    bind_all, bind_derived, bind_profile, insert_audit, insert_message, insert_new_person,
+    order_by, person_conditions, Bind, Conditions, DerivedColumns, PEOPLE_VIEW, PERSON_COLUMNS,
 };
 
 /// How precisely an API token's last use is recorded.
@@ -364,7 +364,7 @@ impl Store for SqlStore {
                 return Err(StoreError::NotFound);
             };
             let derived = DerivedColumns::of(&username, &u.first_name, &u.last_name, &u.email);
-            sqlx::query(
+            let query = sqlx::query(
                 "UPDATE people SET first_name = $1, last_name = $2, email = $3, email_key = $4, \
                  first_name_key = $5, last_name_key = $6, search_text = $7, enabled = $8, \
                  position = $9, organization = $10, department = $11, location = $12, \
@@ -372,29 +372,18 @@ impl Store for SqlStore {
                  password_hash = COALESCE($17, password_hash), \
                  password_temporary = COALESCE($18, password_temporary) \
                  WHERE id = $19",
-            )
-            .bind(&u.first_name)
-            .bind(&u.last_name)
-            .bind(&u.email)
-            .bind(derived.email_key)
-            .bind(derived.first_name_key)
-            .bind(derived.last_name_key)
-            .bind(derived.search_text)
-            .bind(u.enabled)
-            .bind(&profile.position)
-            .bind(&profile.organization)
-            .bind(&profile.department)
-            .bind(&profile.location)
-            .bind(&profile.phone)
-            .bind(&profile.manager)
-            .bind(&profile.about_me)
-            .bind(&profile.time_zone)
-            .bind(&password_hash)
-            .bind(temporary)
-            .bind(id)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_error)?;
+            );
+            let query = bind_derived!(
+                query.bind(&u.first_name).bind(&u.last_name).bind(&u.email),
+                derived
+            );
+            bind_profile!(query.bind(u.enabled), profile)
+                .bind(&password_hash)
+                .bind(temporary)
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
             for notice in notices {
                 insert_message!(&mut *tx, notice)?;
             }
