@@ -25,7 +25,7 @@ use usher_core::store::{Conflict, StoreError, StoreResult};
 use super::{backend, begin_write, db_error, SqlStore};
 use crate::pool::{on_pool, Pool};
 use crate::rows::PersonRow;
-use crate::sql::{insert_message, PEOPLE_VIEW, PERSON_COLUMNS};
+use crate::sql::{insert_audit, insert_message, PEOPLE_VIEW, PERSON_COLUMNS};
 
 /// Imports writing at least this many people refresh PostgreSQL's statistics when they end.
 const ANALYZE_AFTER_ROWS: i64 = 10_000;
@@ -605,8 +605,6 @@ impl SqlStore {
         lease: Option<&ImportLease>,
         audit: &AuditRecord,
     ) -> StoreResult<ImportJob> {
-        let audits = audit_json(std::slice::from_ref(audit));
-        let insert_audit = StepSql::new(self.pool()).insert_audit;
         let (state, owner, token, until, started, attempts) = match lease {
             Some(l) => (
                 "running",
@@ -640,11 +638,7 @@ impl SqlStore {
             if done.rows_affected() != 1 {
                 return Err(StoreError::NotFound);
             }
-            sqlx::query(&insert_audit)
-                .bind(&audits)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)
         })?;
         self.fetch_import_job(job_id)
@@ -1028,8 +1022,6 @@ impl SqlStore {
         at: OffsetDateTime,
         audit: &AuditRecord,
     ) -> StoreResult<ImportJob> {
-        let audits = audit_json(std::slice::from_ref(audit));
-        let insert_audit = StepSql::new(self.pool()).insert_audit;
         on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
             let done = sqlx::query(
@@ -1057,11 +1049,7 @@ impl SqlStore {
                     .await
                     .map_err(db_error)?;
             }
-            sqlx::query(&insert_audit)
-                .bind(&audits)
-                .execute(&mut *tx)
-                .await
-                .map_err(db_error)?;
+            insert_audit!(&mut *tx, audit)?;
             if matches!(self.pool(), Pool::Postgres(_)) {
                 // After a bulk load PostgreSQL plans with the old table statistics until
                 // autovacuum comes by (up to a minute): the change feed's index scan became a
