@@ -1,9 +1,10 @@
 //! Rows as both backends return them, and their conversion into domain values.
 
 use usher_core::audit::AuditEntry;
-use usher_core::clock::from_millis;
+use usher_core::clock::{from_millis, to_millis};
 use usher_core::mail::{Delivery, DeliveryState};
 use usher_core::people::{Person, PersonType, Profile, Source};
+use usher_core::store::NewPerson;
 
 use crate::sql_store::backend;
 
@@ -84,6 +85,33 @@ impl TryFrom<PersonRow> for Person {
                     sent_at: r.invitation_sent_at.map(from_millis),
                 }),
         })
+    }
+}
+
+/// The person `new` became when its insert returned `id`: what reading the row back would
+/// give (times kept to the millisecond, as stored), without that read. A creation is one of
+/// the writes an administrator waits on, and on SQLite each statement is a hand-over to the
+/// connection's thread and back.
+pub fn inserted_person(new: &NewPerson, id: i64, joined_at: Option<i64>) -> Person {
+    Person {
+        id,
+        username: new.username.clone(),
+        first_name: new.first_name.clone(),
+        last_name: new.last_name.clone(),
+        email: new.email.clone(),
+        enabled: new.enabled,
+        kind: new.kind,
+        source: new.source,
+        super_user: new.super_user,
+        created_at: from_millis(to_millis(new.created_at)),
+        // A person's first login is what sets it; joining by a space's link does both.
+        last_login_at: joined_at.map(from_millis),
+        invited_at: None,
+        joined_at: joined_at.map(from_millis),
+        has_password: new.password_hash.is_some(),
+        password_temporary: new.password_temporary,
+        profile: new.profile.clone(),
+        invitation_delivery: None,
     }
 }
 

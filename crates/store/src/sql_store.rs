@@ -25,7 +25,7 @@ use usher_core::store::{
 };
 
 use crate::pool::{on_pool, Pool};
-use crate::rows::{AuditRow, PersonRow};
+use crate::rows::{inserted_person, AuditRow, PersonRow};
 use crate::sql::{
     bind_all, bind_derived, bind_profile, insert_audit, insert_message, insert_new_person,
     order_by, person_conditions, Bind, Conditions, DerivedColumns, PEOPLE_VIEW, PERSON_COLUMNS,
@@ -268,7 +268,7 @@ impl Store for SqlStore {
             tx.commit().await.map_err(db_error)?;
             Ok::<i64, StoreError>(id)
         })?;
-        self.person_by_id(id).await?.ok_or(StoreError::NotFound)
+        Ok(inserted_person(new, id, None))
     }
 
     async fn person_by_id(&self, id: i64) -> StoreResult<Option<Person>> {

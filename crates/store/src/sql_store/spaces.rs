@@ -8,10 +8,8 @@ use usher_core::store::{NewPerson, NewSpace, Space, SpaceInvitation, StoreError,
 
 use super::{begin_write, db_error, SqlStore};
 use crate::pool::on_pool;
-use crate::rows::PersonRow;
-use crate::sql::{
-    insert_audit, insert_message, insert_new_person, Bind, PEOPLE_VIEW, PERSON_COLUMNS,
-};
+use crate::rows::{inserted_person, PersonRow};
+use crate::sql::{insert_audit, insert_message, insert_new_person, PEOPLE_VIEW, PERSON_COLUMNS};
 
 type SpaceRow = (i64, String, String, bool, i64);
 
@@ -399,9 +397,7 @@ impl SqlStore {
             tx.commit().await.map_err(db_error)?;
             Ok(person_id)
         })?;
-        self.fetch_person("id = $1", Bind::Int(person_id))
-            .await?
-            .ok_or(StoreError::NotFound)
+        Ok(inserted_person(new, person_id, Some(at)))
     }
 }
 

@@ -56,6 +56,21 @@ usher_store::on_both_backends! {
         assert_eq!(person.profile, full_profile());
     }
 
+    async fn the_person_an_insert_returns_is_the_one_read_back(db) {
+        // The insert builds its answer from what it wrote instead of reading the row again:
+        // it must be the same, times kept to the millisecond as stored.
+        let store = db.store().await;
+        let mut new = new_person("jane.doe", "Jane", "Doe");
+        new.password_hash = Some("$argon2id$fake".into());
+        new.profile = full_profile();
+        new.created_at = at(5) + time::Duration::nanoseconds(123_456_789);
+
+        let person = insert(&store, new).await;
+
+        assert_eq!(person.created_at, at(5) + time::Duration::milliseconds(123));
+        assert_eq!(store.person_by_id(person.id).await.unwrap(), Some(person));
+    }
+
     async fn an_inserted_person_is_found_by_id_username_and_email(db) {
         let store = db.store().await;
         let person = insert(&store, new_person("jane.doe", "Jane", "Doe")).await;
