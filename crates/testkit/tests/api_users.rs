@@ -99,6 +99,14 @@ on_both_backends! {
         assert_eq!(status, StatusCode::CONFLICT, "{body}");
         assert_eq!(codes(&body, "username"), ["username_taken"]);
         assert_eq!(codes(&body, "email"), ["email_taken"]);
+        // With a password the clash is found before hashing, by another path: the same answer.
+        let mut with_password = person("JANE.DOE", "Jane", "Doe");
+        with_password["email"] = json!("JANE.DOE@EXAMPLE.ORG");
+        with_password["password"] = json!("Correct-Horse-7-Battery");
+        let (status, body) = api.post("/api/v1/users", with_password).await;
+        assert_eq!(status, StatusCode::CONFLICT, "{body}");
+        assert_eq!(codes(&body, "username"), ["username_taken"]);
+        assert_eq!(codes(&body, "email"), ["email_taken"]);
 
         let (status, body) = api.post("/api/v1/users", person("admin", "Some", "Body")).await;
         assert_eq!(status, StatusCode::CONFLICT);

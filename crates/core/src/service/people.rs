@@ -74,18 +74,30 @@ impl Usher {
         else {
             return Err(ServiceError::Validation(errors));
         };
-        self.check_free(&username, &email).await?;
-
+        // A password costs a hash: any clash is found before it is spent. Without one, the
+        // insert's constraints find clashes, and the check runs only after one, to report
+        // every clash at once (one read fewer on every creation that succeeds).
         let password_hash = match password {
-            Some(p) => Some(off_runtime(move || hash_password(&p)).await?),
-            None => None,
+            Some(p) => {
+                self.check_free(&username, &email).await?;
+                Some(off_runtime(move || hash_password(&p)).await?)
+            }
+            None => {
+                if username.is_reserved_word() {
+                    return Err(ServiceError::Conflict(FieldErrors::single(
+                        "username",
+                        conflict_field_error(Conflict::UsernameReserved),
+                    )));
+                }
+                None
+            }
         };
         let now = self.clock.now();
         let new = NewPerson {
-            username: username.into_string(),
+            username: username.as_str().to_owned(),
             first_name: first.into_string(),
             last_name: last.into_string(),
-            email: email.into_string(),
+            email: email.as_str().to_owned(),
             // Set by someone else: the person chooses their own at first login.
             password_temporary: password_hash.is_some(),
             password_hash,
@@ -104,10 +116,14 @@ impl Usher {
             target: Some(new.username.clone()),
             details: json!({ "after": person_snapshot_of_new(&new) }),
         };
-        self.store
-            .insert_person(&new, &audit)
-            .await
-            .map_err(conflict_error)
+        match self.store.insert_person(&new, &audit).await {
+            Err(StoreError::Conflict(conflict)) => {
+                self.check_free(&username, &email).await?;
+                // Gone again by the time of the check: the insert's own finding stands.
+                Err(conflict_error(StoreError::Conflict(conflict)))
+            }
+            result => result.map_err(conflict_error),
+        }
     }
 
     /// Validates a new password and its confirmation, recording errors; `None` when absent.
