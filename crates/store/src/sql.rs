@@ -82,7 +82,7 @@ impl DerivedColumns {
 /// evaluates to its id. Refuses a reserved username. `$joined_at` (milliseconds, or `None`)
 /// sets the last login and the joining time of someone who joins as they are created.
 macro_rules! insert_new_person {
-    ($tx:ident, $new:expr, $joined_at:expr) => {{
+    ($tx:ident, $new:expr, $joined_at:expr, $audit:expr) => {{
         let new: &::usher_core::store::NewPerson = $new;
         let joined_at: Option<i64> = $joined_at;
         let profile = &new.profile;
@@ -134,25 +134,74 @@ macro_rules! insert_new_person {
                 ::usher_core::store::Conflict::UsernameReserved,
             ));
         };
-        for (group, role) in &new.memberships {
-            let inserted = sqlx::query(
-                "INSERT INTO memberships (person_id, group_id, role) \
-                 SELECT $1, id, $2 FROM user_groups WHERE path = $3",
-            )
-            .bind(id)
-            .bind(role)
-            .bind(group)
-            .execute(&mut *$tx)
-            .await
-            .map_err($crate::sql_store::db_error)?;
-            if inserted.rows_affected() != 1 {
-                return Err($crate::sql_store::backend(format!("unknown group {group}")));
+        let audit: &::usher_core::audit::AuditRecord = $audit;
+        if $crate::sql_store::runs_several_statements_per_call(&$tx) {
+            // SQLite: the memberships and the audit entry in one call, one hand-over to the
+            // connection's thread instead of one per statement.
+            let sql = $crate::sql::memberships_then_audit(new.memberships.len());
+            let mut query = sqlx::query(&sql).bind(id);
+            for (group, role) in &new.memberships {
+                query = query.bind(role).bind(group);
             }
+            let done = query
+                .bind(::usher_core::clock::to_millis(audit.at))
+                .bind(audit.actor.clone())
+                .bind(audit.action)
+                .bind(audit.target.clone())
+                .bind(audit.details.to_string())
+                .execute(&mut *$tx)
+                .await
+                .map_err($crate::sql_store::db_error)?;
+            if done.rows_affected() != new.memberships.len() as u64 + 1 {
+                return Err($crate::sql_store::backend(format!(
+                    "unknown group among {:?}",
+                    new.memberships
+                )));
+            }
+        } else {
+            for (group, role) in &new.memberships {
+                let inserted = sqlx::query(
+                    "INSERT INTO memberships (person_id, group_id, role) \
+                     SELECT $1, id, $2 FROM user_groups WHERE path = $3",
+                )
+                .bind(id)
+                .bind(role)
+                .bind(group)
+                .execute(&mut *$tx)
+                .await
+                .map_err($crate::sql_store::db_error)?;
+                if inserted.rows_affected() != 1 {
+                    return Err($crate::sql_store::backend(format!("unknown group {group}")));
+                }
+            }
+            $crate::sql::insert_audit!(&mut *$tx, audit)?;
         }
         id
     }};
 }
 pub(crate) use insert_new_person;
+
+/// The statements [`insert_new_person`] runs in one call where the backend allows it: one
+/// membership insert per `(role $2k, group $2k+1)` pair for the person `$1`, then the audit
+/// entry's insert on the five placeholders after them.
+pub fn memberships_then_audit(memberships: usize) -> String {
+    let mut sql = String::new();
+    for k in 0..memberships {
+        let role = 2 + 2 * k;
+        let group = role + 1;
+        sql.push_str(&format!(
+            "INSERT INTO memberships (person_id, group_id, role) \
+             SELECT $1, id, ${role} FROM user_groups WHERE path = ${group}; "
+        ));
+    }
+    let first = 2 + 2 * memberships;
+    let [at, actor, action, target, details] = std::array::from_fn(|i| first + i);
+    sql.push_str(&format!(
+        "INSERT INTO audit_log (at, actor, action, target, details) \
+         VALUES (${at}, ${actor}, ${action}, ${target}, ${details})"
+    ));
+    sql
+}
 
 /// Binds the four [`DerivedColumns`] in their column order (email key, first and last name
 /// keys, search text) to the next placeholders of `$query`.

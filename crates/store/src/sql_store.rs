@@ -69,6 +69,10 @@ pub(crate) fn db_error(e: sqlx::Error) -> StoreError {
 pub(crate) trait WriteTransaction: sqlx::Database {
     const BEGIN: &'static str;
 
+    /// Whether one query may hold several statements separated by `;`. Each statement a
+    /// query saves is, on SQLite, one hand-over to the connection's thread and back.
+    const SEVERAL_STATEMENTS_PER_CALL: bool;
+
     /// The turn a writer must take first, if this backend wants writers of one process in
     /// line rather than racing for the database's lock.
     fn write_turns(pool: &sqlx::Pool<Self>) -> Option<Arc<Semaphore>>;
@@ -79,6 +83,10 @@ impl WriteTransaction for sqlx::Sqlite {
     /// that reads before it writes fails with SQLITE_BUSY ("database is locked"), without
     /// waiting, when another connection wrote in between.
     const BEGIN: &'static str = "BEGIN IMMEDIATE";
+
+    /// sqlx runs each statement of a query's text in turn, binding `$N` to the query's N-th
+    /// argument in every one of them.
+    const SEVERAL_STATEMENTS_PER_CALL: bool = true;
 
     /// SQLite has one writer at a time; the others wait in its busy handler, which sleeps
     /// 1, 2, 5, 10… up to 100 ms between tries: under a few concurrent writers most of the
@@ -104,6 +112,9 @@ impl WriteTransaction for sqlx::Sqlite {
 
 impl WriteTransaction for sqlx::Postgres {
     const BEGIN: &'static str = "BEGIN";
+
+    /// The extended protocol takes one statement per prepared query.
+    const SEVERAL_STATEMENTS_PER_CALL: bool = false;
 
     /// PostgreSQL locks rows, not the database: writers proceed together.
     fn write_turns(_: &sqlx::Pool<Self>) -> Option<Arc<Semaphore>> {
@@ -136,6 +147,11 @@ impl<DB: sqlx::Database> WriteTx<DB> {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         self.tx.commit().await
     }
+}
+
+/// Whether `tx`'s backend runs several statements of one query's text in one call.
+pub(crate) fn runs_several_statements_per_call<DB: WriteTransaction>(_: &WriteTx<DB>) -> bool {
+    DB::SEVERAL_STATEMENTS_PER_CALL
 }
 
 pub(crate) async fn begin_write<DB: WriteTransaction>(
@@ -263,8 +279,7 @@ impl Store for SqlStore {
     async fn insert_person(&self, new: &NewPerson, audit: &AuditRecord) -> StoreResult<Person> {
         let id: i64 = on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
-            let id = insert_new_person!(tx, new, None);
-            insert_audit!(&mut *tx, audit)?;
+            let id = insert_new_person!(tx, new, None, audit);
             tx.commit().await.map_err(db_error)?;
             Ok::<i64, StoreError>(id)
         })?;

@@ -386,14 +386,13 @@ impl SqlStore {
             if claimed == 0 {
                 return Err(StoreError::NotFound);
             }
-            let person_id = insert_new_person!(tx, new, Some(at));
+            let person_id = insert_new_person!(tx, new, Some(at), audit);
             sqlx::query("UPDATE space_invitations SET person_id = $1 WHERE id = $2")
                 .bind(person_id)
                 .bind(id)
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
-            insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)?;
             Ok(person_id)
         })?;
