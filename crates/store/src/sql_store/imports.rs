@@ -3,8 +3,9 @@
 //!
 //! A step writes a whole batch with a handful of statements whatever its size: the rows go to
 //! the database as one JSON array, unpacked by `json_each` on SQLite and `json_to_recordset`
-//! on PostgreSQL, so that a 1,000-row batch is one round trip per table rather than one per
-//! row. Each step first moves the job's progress, and only if the caller still holds the
+//! on PostgreSQL (there the new people, their memberships and audit entries as one array per
+//! column instead: `step_rows`), so that a 2,000-row batch is one round trip per table rather
+//! than one per row. Each step first moves the job's progress, and only if the caller still holds the
 //! lease and agrees on where the job stands: that fence is what keeps a row from being
 //! applied twice when a worker that lost its job wakes up.
 
@@ -23,6 +24,9 @@ use usher_core::query::Page;
 use usher_core::store::{Conflict, StoreError, StoreResult};
 
 use super::{backend, begin_write, db_error, SqlStore};
+use step_rows::StepRows;
+
+mod step_rows;
 use crate::pool::{on_pool, Pool};
 use crate::rows::PersonRow;
 use crate::sql::{insert_audit, insert_message, PEOPLE_VIEW, PERSON_COLUMNS};
@@ -148,6 +152,18 @@ fn json_strings(pool: &Pool, param: usize) -> String {
     }
 }
 
+/// PostgreSQL: a FROM item named `j` with one row per element of the arrays bound to `$1`,
+/// `$2`… (one per field, in the order of `fields`), its columns named after `fields`.
+fn unnest_rows(fields: Fields) -> String {
+    let arrays: Vec<String> = fields
+        .iter()
+        .enumerate()
+        .map(|(i, (_, kind))| format!("${}::{kind}[]", i + 1))
+        .collect();
+    let names: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
+    format!("unnest({}) AS j({})", arrays.join(", "), names.join(", "))
+}
+
 const PERSON_FIELDS: Fields = &[
     ("username", "text"),
     ("first_name", "text"),
@@ -257,6 +273,11 @@ impl StepSql {
             .collect::<Vec<_>>()
             .join(", ");
         let stamps_changes = matches!(pool, Pool::Sqlite(_));
+        // The statements of `StepRows`: JSON on SQLite, one array per column on PostgreSQL.
+        let step_rows = |fields: Fields| match pool {
+            Pool::Sqlite(_) => json_rows(pool, 1, fields),
+            Pool::Postgres(_) => unnest_rows(fields),
+        };
         let (stamp_column, stamp_value) = if stamps_changes {
             sets.push_str(", change_seq = $2 + j.ord + 1");
             (", change_seq", ", $2 + j.ord + 1")
@@ -273,7 +294,7 @@ impl StepSql {
                  RETURNING id, username",
                 names(PERSON_FIELDS),
                 select(PERSON_FIELDS),
-                json_rows(pool, 1, PERSON_FIELDS)
+                step_rows(PERSON_FIELDS)
             ),
             // `WHERE true` settles SQLite's parse of ON CONFLICT after a join.
             insert_memberships: format!(
@@ -289,7 +310,7 @@ impl StepSql {
             insert_new_memberships: format!(
                 "INSERT INTO memberships (person_id, group_id, role) \
                  SELECT j.person_id, g.id, j.role FROM {} JOIN user_groups g ON g.path = j.grp",
-                json_rows(pool, 1, NEW_MEMBERSHIP_FIELDS)
+                step_rows(NEW_MEMBERSHIP_FIELDS)
             ),
             update_people: format!(
                 "UPDATE people SET {sets} FROM {} WHERE people.id = j.id",
@@ -303,7 +324,7 @@ impl StepSql {
                 "INSERT INTO audit_log ({}) SELECT {} FROM {}",
                 names(AUDIT_FIELDS),
                 select(AUDIT_FIELDS),
-                json_rows(pool, 1, AUDIT_FIELDS)
+                step_rows(AUDIT_FIELDS)
             ),
             insert_issues: format!(
                 "INSERT INTO import_issues (job_id, {}) SELECT $2, {} FROM {}",
@@ -469,7 +490,8 @@ fn non_empty<T: Serialize>(rows: Vec<T>) -> Option<String> {
     (!rows.is_empty()).then(|| to_json(&rows))
 }
 
-/// The JSON arrays of one step, built before the transaction.
+/// The JSON arrays of one step, built before the transaction. The new people and the audit
+/// entries are left out where the backend takes them as column arrays ([`StepRows`]).
 struct StepJson {
     people: Option<String>,
     added_memberships: Option<String>,
@@ -481,7 +503,8 @@ struct StepJson {
 }
 
 impl StepJson {
-    fn new(step: &ImportStep) -> Self {
+    fn new(step: &ImportStep, pool: &Pool) -> Self {
+        let json_rows = matches!(pool, Pool::Sqlite(_));
         let people = step
             .creates
             .iter()
@@ -551,11 +574,11 @@ impl StepJson {
             .map(|u| UsernameJson { username: u })
             .collect();
         Self {
-            people: non_empty(people),
+            people: if json_rows { non_empty(people) } else { None },
             added_memberships: non_empty(memberships),
             updates: non_empty(updates),
             end_sessions: non_empty(end_sessions),
-            audits: (!step.audits.is_empty()).then(|| audit_json(&step.audits)),
+            audits: (json_rows && !step.audits.is_empty()).then(|| audit_json(&step.audits)),
             issues: non_empty(issues),
             invites: non_empty(invites),
         }
@@ -875,7 +898,7 @@ impl SqlStore {
         step: &ImportStep,
     ) -> StoreResult<()> {
         let sql = StepSql::new(self.pool());
-        let data = StepJson::new(step);
+        let data = StepJson::new(step, self.pool());
         let c = &step.counts;
         on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
@@ -916,22 +939,12 @@ impl SqlStore {
                 .map_err(db_error)?;
                 first_change = last - signed(written as u64);
             }
-            if let Some(people) = &data.people {
-                let mut insert = sqlx::query_as(&sql.insert_people).bind(people);
-                if sql.stamps_changes {
-                    insert = insert.bind(first_change);
-                }
-                let ids: Vec<(i64, String)> = insert.fetch_all(&mut *tx).await.map_err(db_error)?;
+            if !step.creates.is_empty() {
+                let ids = StepRows::insert_people(&mut tx, &sql, step, &data, first_change).await?;
                 if ids.len() != step.creates.len() {
                     return Err(StoreError::Conflict(Conflict::UsernameReserved));
                 }
-                if let Some(memberships) = new_memberships_json(step, &ids) {
-                    sqlx::query(&sql.insert_new_memberships)
-                        .bind(memberships)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(db_error)?;
-                }
+                StepRows::insert_new_memberships(&mut tx, &sql, step, &ids).await?;
             }
             if let Some(updates) = &data.updates {
                 let mut update = sqlx::query(&sql.update_people).bind(updates);
@@ -957,13 +970,7 @@ impl SqlStore {
                     .await
                     .map_err(db_error)?;
             }
-            if let Some(audits) = &data.audits {
-                sqlx::query(&sql.insert_audit)
-                    .bind(audits)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
-            }
+            StepRows::insert_audits(&mut tx, &sql, step, &data).await?;
             if let Some(issues) = &data.issues {
                 sqlx::query(&sql.insert_issues)
                     .bind(issues)

@@ -183,7 +183,7 @@ usher_store::on_both_backends! {
         update.enabled = false;
         let counts = ImportCounts { rows: 3, processed: 3, created: 1, updated: 1, failed: 1, warnings: 1, ..ImportCounts::default() };
         let mut s = step(0, counts);
-        s.creates = vec![created];
+        s.creates = vec![created.clone()];
         s.updates = vec![ImportUpdate {
             id: existing.id,
             username: existing.username.clone(),
@@ -202,6 +202,26 @@ usher_store::on_both_backends! {
         store.apply_import_step(id, "tok", &s).await.unwrap();
 
         let person = store.person_by_username("new.comer").await.unwrap().unwrap();
+        // Every field lands in its column (PostgreSQL binds one array per column, in order).
+        assert_eq!(
+            (&person.first_name, &person.last_name, &person.email, person.kind, person.source),
+            (&created.first_name, &created.last_name, &created.email, created.kind, created.source)
+        );
+        assert_eq!(
+            (person.enabled, person.super_user, person.created_at),
+            (created.enabled, created.super_user, created.created_at)
+        );
+        let entry = store
+            .audit_entries(&AuditFilter { target: Some("new.comer".into()), limit: 10, ..AuditFilter::default() })
+            .await
+            .unwrap()
+            .items
+            .remove(0);
+        let record = &s.audits[0];
+        assert_eq!(
+            (entry.at, entry.actor.as_deref(), entry.action.as_str(), &entry.details),
+            (record.at, record.actor.as_deref(), record.action, &record.details)
+        );
         assert!(person.password_temporary && person.has_password);
         assert_eq!(person.profile, full_profile());
         assert_eq!(store.memberships(person.id).await.unwrap()[0].group, USERS);

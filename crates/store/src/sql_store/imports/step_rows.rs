@@ -1,0 +1,225 @@
+//! How the rows a step creates most of, its new people, their memberships and their audit
+//! entries, reach the database: on SQLite as one JSON array per statement, read by
+//! `json_each`; on PostgreSQL as one array per column, read by `unnest`. PostgreSQL decodes
+//! arrays far faster than `json_to_recordset` parses JSON text, character by character
+//! (20,000 rows of the person's 23 fields: 113 ms to parse the JSON, 19 ms to unnest arrays,
+//! measured here), and a 2,000-row step spent a third of its people insert parsing.
+
+use std::collections::HashMap;
+
+use usher_core::clock::to_millis;
+use usher_core::import::ImportStep;
+use usher_core::store::{NewPerson, StoreResult};
+
+use super::{new_memberships_json, StepJson, StepSql};
+use crate::sql::DerivedColumns;
+use crate::sql_store::{db_error, WriteTransaction, WriteTx};
+
+/// The statements of a step whose rows travel differently on each backend.
+pub(super) trait StepRows: WriteTransaction {
+    /// Inserts the step's new people (`first_change`: SQLite's stamp, see
+    /// [`StepSql::stamps_changes`]); the id and username of each inserted.
+    async fn insert_people(
+        tx: &mut WriteTx<Self>,
+        sql: &StepSql,
+        step: &ImportStep,
+        json: &StepJson,
+        first_change: i64,
+    ) -> StoreResult<Vec<(i64, String)>>;
+
+    /// Grants the new people their memberships, given the ids their insert returned.
+    async fn insert_new_memberships(
+        tx: &mut WriteTx<Self>,
+        sql: &StepSql,
+        step: &ImportStep,
+        ids: &[(i64, String)],
+    ) -> StoreResult<()>;
+
+    /// Writes the step's audit entries.
+    async fn insert_audits(
+        tx: &mut WriteTx<Self>,
+        sql: &StepSql,
+        step: &ImportStep,
+        json: &StepJson,
+    ) -> StoreResult<()>;
+}
+
+impl StepRows for sqlx::Sqlite {
+    async fn insert_people(
+        tx: &mut WriteTx<Self>,
+        sql: &StepSql,
+        _: &ImportStep,
+        json: &StepJson,
+        first_change: i64,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let Some(people) = &json.people else {
+            return Ok(Vec::new());
+        };
+        sqlx::query_as(&sql.insert_people)
+            .bind(people)
+            .bind(first_change)
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)
+    }
+
+    async fn insert_new_memberships(
+        tx: &mut WriteTx<Self>,
+        sql: &StepSql,
+        step: &ImportStep,
+        ids: &[(i64, String)],
+    ) -> StoreResult<()> {
+        if let Some(memberships) = new_memberships_json(step, ids) {
+            sqlx::query(&sql.insert_new_memberships)
+                .bind(memberships)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+
+    async fn insert_audits(
+        tx: &mut WriteTx<Self>,
+        sql: &StepSql,
+        _: &ImportStep,
+        json: &StepJson,
+    ) -> StoreResult<()> {
+        if let Some(audits) = &json.audits {
+            sqlx::query(&sql.insert_audit)
+                .bind(audits)
+                .execute(&mut **tx)
+                .await
+                .map_err(db_error)?;
+        }
+        Ok(())
+    }
+}
+
+impl StepRows for sqlx::Postgres {
+    /// Binds one array per field of [`super::PERSON_FIELDS`], in its order.
+    async fn insert_people(
+        tx: &mut WriteTx<Self>,
+        sql: &StepSql,
+        step: &ImportStep,
+        _: &StepJson,
+        _: i64,
+    ) -> StoreResult<Vec<(i64, String)>> {
+        let people = &step.creates;
+        if people.is_empty() {
+            return Ok(Vec::new());
+        }
+        let derived: Vec<DerivedColumns> = people
+            .iter()
+            .map(|n| DerivedColumns::of(&n.username, &n.first_name, &n.last_name, &n.email))
+            .collect();
+        let text = |f: fn(&NewPerson) -> &str| people.iter().map(f).collect::<Vec<&str>>();
+        let optional =
+            |f: fn(&NewPerson) -> Option<&str>| people.iter().map(f).collect::<Vec<Option<&str>>>();
+        let flag = |f: fn(&NewPerson) -> bool| people.iter().map(f).collect::<Vec<bool>>();
+        let derived_text =
+            |f: fn(&DerivedColumns) -> &str| derived.iter().map(f).collect::<Vec<&str>>();
+        sqlx::query_as(&sql.insert_people)
+            .bind(text(|n| &n.username))
+            .bind(text(|n| &n.first_name))
+            .bind(text(|n| &n.last_name))
+            .bind(text(|n| &n.email))
+            .bind(derived_text(|d| &d.email_key))
+            .bind(derived_text(|d| &d.first_name_key))
+            .bind(derived_text(|d| &d.last_name_key))
+            .bind(derived_text(|d| &d.search_text))
+            .bind(optional(|n| n.password_hash.as_deref()))
+            .bind(flag(|n| n.password_temporary))
+            .bind(flag(|n| n.enabled))
+            .bind(text(|n| n.kind.as_str()))
+            .bind(text(|n| n.source.as_str()))
+            .bind(flag(|n| n.super_user))
+            .bind(
+                people
+                    .iter()
+                    .map(|n| to_millis(n.created_at))
+                    .collect::<Vec<i64>>(),
+            )
+            .bind(optional(|n| n.profile.position.as_deref()))
+            .bind(optional(|n| n.profile.organization.as_deref()))
+            .bind(optional(|n| n.profile.department.as_deref()))
+            .bind(optional(|n| n.profile.location.as_deref()))
+            .bind(optional(|n| n.profile.phone.as_deref()))
+            .bind(optional(|n| n.profile.manager.as_deref()))
+            .bind(optional(|n| n.profile.about_me.as_deref()))
+            .bind(optional(|n| n.profile.time_zone.as_deref()))
+            .fetch_all(&mut **tx)
+            .await
+            .map_err(db_error)
+    }
+
+    /// Binds the arrays of [`super::NEW_MEMBERSHIP_FIELDS`].
+    async fn insert_new_memberships(
+        tx: &mut WriteTx<Self>,
+        sql: &StepSql,
+        step: &ImportStep,
+        ids: &[(i64, String)],
+    ) -> StoreResult<()> {
+        let ids: HashMap<&str, i64> = ids.iter().map(|(id, u)| (u.as_str(), *id)).collect();
+        let (mut person_ids, mut groups, mut roles) = (Vec::new(), Vec::new(), Vec::new());
+        for new in &step.creates {
+            let Some(id) = ids.get(new.username.as_str()) else {
+                continue;
+            };
+            for (group, role) in &new.memberships {
+                person_ids.push(*id);
+                groups.push(group.as_str());
+                roles.push(role.as_str());
+            }
+        }
+        if person_ids.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(&sql.insert_new_memberships)
+            .bind(person_ids)
+            .bind(groups)
+            .bind(roles)
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Binds the arrays of [`super::AUDIT_FIELDS`].
+    async fn insert_audits(
+        tx: &mut WriteTx<Self>,
+        sql: &StepSql,
+        step: &ImportStep,
+        _: &StepJson,
+    ) -> StoreResult<()> {
+        let audits = &step.audits;
+        if audits.is_empty() {
+            return Ok(());
+        }
+        sqlx::query(&sql.insert_audit)
+            .bind(audits.iter().map(|a| to_millis(a.at)).collect::<Vec<i64>>())
+            .bind(
+                audits
+                    .iter()
+                    .map(|a| a.actor.as_deref())
+                    .collect::<Vec<Option<&str>>>(),
+            )
+            .bind(audits.iter().map(|a| a.action).collect::<Vec<&str>>())
+            .bind(
+                audits
+                    .iter()
+                    .map(|a| a.target.as_deref())
+                    .collect::<Vec<Option<&str>>>(),
+            )
+            .bind(
+                audits
+                    .iter()
+                    .map(|a| a.details.to_string())
+                    .collect::<Vec<String>>(),
+            )
+            .execute(&mut **tx)
+            .await
+            .map_err(db_error)?;
+        Ok(())
+    }
+}
