@@ -72,6 +72,20 @@ pub async fn connect(url: &str) -> Result<SqlStore, ConnectError> {
             PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
+                // sqlx pings a connection before every use by default: one more round trip
+                // per query (a creation without password made 8, 2 of them pings). Only a
+                // connection left idle is tested now, the one a database restart or a
+                // network cut may have broken unnoticed; a busy one would have failed its
+                // last query, and sqlx closes a connection that failed that way.
+                .test_before_acquire(false)
+                .before_acquire(|connection, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_AFTER_IDLE {
+                            sqlx::Connection::ping(connection).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect(url)
                 .await?,
         ))),
@@ -85,6 +99,10 @@ pub async fn connect_and_migrate(url: &str) -> Result<Arc<SqlStore>, ConnectErro
     store.migrate().await?;
     Ok(Arc::new(store))
 }
+
+/// How long a PostgreSQL connection may sit idle in the pool before it is tested on its next
+/// use.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(5);
 
 /// The page cache of SQLite's one writing connection, in KiB. An import touches pages all over
 /// the indexes of `people` and `audit_log`; with SQLite's default 2 MiB, each step read them
