@@ -77,131 +77,180 @@ impl DerivedColumns {
     }
 }
 
+/// The insert of a [`usher_core::store::NewPerson`]'s row, `$1`…`$24` (`$24`: the joining
+/// time, also the last login), without its RETURNING clause. A reserved username inserts
+/// nothing: checked in the same statement.
+const INSERT_PERSON_ROW: &str = "INSERT INTO people (username, first_name, last_name, email, \
+    email_key, first_name_key, last_name_key, search_text, password_hash, password_temporary, \
+    enabled, kind, source, super_user, created_at, position, organization, department, \
+    location, phone, manager, about_me, time_zone, last_login_at, joined_at) \
+    SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+    $19, $20, $21, $22, $23, $24, $24 \
+    WHERE NOT EXISTS (SELECT 1 FROM deleted_usernames WHERE username = $1)";
+
+/// The placeholders from `first` on: `(group, role)` pairs, then the audit entry's five
+/// values.
+fn membership_and_audit_placeholders(
+    first: usize,
+    memberships: usize,
+) -> (Vec<(usize, usize)>, [usize; 5]) {
+    let pairs = (0..memberships)
+        .map(|k| (first + 2 * k, first + 2 * k + 1))
+        .collect();
+    let audit = first + 2 * memberships;
+    (pairs, std::array::from_fn(|i| audit + i))
+}
+
+/// SQLite: the person's row; then, in one more call, one insert per membership of the person
+/// `$1` and the audit entry's (sqlx runs each statement of a text in turn, `$N` being the N-th
+/// argument in every one).
+pub fn insert_person_sqlite(memberships: usize) -> (String, String) {
+    let (pairs, [at, actor, action, target, details]) =
+        membership_and_audit_placeholders(2, memberships);
+    let mut rest = String::new();
+    for (group, role) in pairs {
+        rest.push_str(&format!(
+            "INSERT INTO memberships (person_id, group_id, role) \
+             SELECT $1, id, ${role} FROM user_groups WHERE path = ${group}; "
+        ));
+    }
+    rest.push_str(&format!(
+        "INSERT INTO audit_log (at, actor, action, target, details) \
+         VALUES (${at}, ${actor}, ${action}, ${target}, ${details})"
+    ));
+    (format!("{INSERT_PERSON_ROW} RETURNING id"), rest)
+}
+
+/// PostgreSQL: the person's row, their memberships and the audit entry in one statement
+/// (data-modifying CTEs), answering the new id and how many memberships were granted; no row
+/// when the username is reserved.
+pub fn insert_person_postgres(memberships: usize) -> String {
+    let (pairs, [at, actor, action, target, details]) =
+        membership_and_audit_placeholders(25, memberships);
+    let (memberships_cte, granted) = if pairs.is_empty() {
+        (String::new(), "0::bigint")
+    } else {
+        let values: Vec<String> = pairs
+            .iter()
+            .map(|(group, role)| format!("(${group}::text, ${role}::text)"))
+            .collect();
+        (
+            format!(
+                // An unknown group gives a NULL group id, which fails the whole statement:
+                // nothing of the person is left, without a transaction around it.
+                "m AS (INSERT INTO memberships (person_id, group_id, role) \
+                 SELECT p.id, (SELECT g.id FROM user_groups g WHERE g.path = r.grp), r.role \
+                 FROM p CROSS JOIN (VALUES {}) AS r (grp, role) RETURNING 1), ",
+                values.join(", ")
+            ),
+            "(SELECT count(*) FROM m)",
+        )
+    };
+    format!(
+        "WITH p AS ({INSERT_PERSON_ROW} RETURNING id), {memberships_cte}\
+         a AS (INSERT INTO audit_log (at, actor, action, target, details) \
+               SELECT ${at}, ${actor}, ${action}, ${target}, ${details} FROM p) \
+         SELECT p.id, {granted} AS granted FROM p"
+    )
+}
+
 /// Inserts a [`usher_core::store::NewPerson`] (its row with the derived search columns, and its
-/// memberships) with any executor of either backend, inside the caller's transaction, and
-/// evaluates to its id. Refuses a reserved username. `$joined_at` (milliseconds, or `None`)
-/// sets the last login and the joining time of someone who joins as they are created.
+/// memberships) and its audit entry with any executor of either backend, inside the caller's
+/// transaction, and evaluates to its id. Refuses a reserved username. `$joined_at`
+/// (milliseconds, or `None`) sets the last login and the joining time of someone who joins as
+/// they are created.
+///
+/// A creation is a write an administrator waits on: it takes as few calls to the database as
+/// each backend allows (SQLite: two; PostgreSQL: one).
 macro_rules! insert_new_person {
     ($tx:ident, $new:expr, $joined_at:expr, $audit:expr) => {{
         let new: &::usher_core::store::NewPerson = $new;
         let joined_at: Option<i64> = $joined_at;
-        let profile = &new.profile;
+        let audit: &::usher_core::audit::AuditRecord = $audit;
         let derived = $crate::sql::DerivedColumns::of(
             &new.username,
             &new.first_name,
             &new.last_name,
             &new.email,
         );
-        // A reserved username inserts nothing: checked in the same statement, one round
-        // trip fewer on the writer's turn.
-        let query = sqlx::query_scalar(
-            "INSERT INTO people (username, first_name, last_name, email, email_key, \
-             first_name_key, last_name_key, search_text, password_hash, password_temporary, \
-             enabled, kind, source, super_user, created_at, position, organization, \
-             department, location, phone, manager, about_me, time_zone, last_login_at, \
-             joined_at) \
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, \
-             $17, $18, $19, $20, $21, $22, $23, $24, $24 \
-             WHERE NOT EXISTS (SELECT 1 FROM deleted_usernames WHERE username = $1) \
-             RETURNING id",
-        );
-        let query = $crate::sql::bind_derived!(
-            query
-                .bind(&new.username)
-                .bind(&new.first_name)
-                .bind(&new.last_name)
-                .bind(&new.email),
-            derived
-        );
-        let query = $crate::sql::bind_profile!(
-            query
-                .bind(&new.password_hash)
-                .bind(new.password_temporary)
-                .bind(new.enabled)
-                .bind(new.kind.as_str())
-                .bind(new.source.as_str())
-                .bind(new.super_user)
-                .bind(::usher_core::clock::to_millis(new.created_at)),
-            profile
-        );
-        let id: Option<i64> = query
-            .bind(joined_at)
-            .fetch_optional(&mut *$tx)
-            .await
-            .map_err($crate::sql_store::db_error)?;
-        let Some(id) = id else {
-            return Err(::usher_core::store::StoreError::Conflict(
-                ::usher_core::store::Conflict::UsernameReserved,
-            ));
-        };
-        let audit: &::usher_core::audit::AuditRecord = $audit;
-        if $crate::sql_store::runs_several_statements_per_call(&$tx) {
-            // SQLite: the memberships and the audit entry in one call, one hand-over to the
-            // connection's thread instead of one per statement.
-            let sql = $crate::sql::memberships_then_audit(new.memberships.len());
-            let mut query = sqlx::query(&sql).bind(id);
-            for (group, role) in &new.memberships {
-                query = query.bind(role).bind(group);
-            }
-            let done = query
-                .bind(::usher_core::clock::to_millis(audit.at))
-                .bind(audit.actor.clone())
-                .bind(audit.action)
-                .bind(audit.target.clone())
-                .bind(audit.details.to_string())
-                .execute(&mut *$tx)
-                .await
-                .map_err($crate::sql_store::db_error)?;
-            if done.rows_affected() != new.memberships.len() as u64 + 1 {
-                return Err($crate::sql_store::backend(format!(
-                    "unknown group among {:?}",
-                    new.memberships
-                )));
-            }
-        } else {
-            for (group, role) in &new.memberships {
-                let inserted = sqlx::query(
-                    "INSERT INTO memberships (person_id, group_id, role) \
-                     SELECT $1, id, $2 FROM user_groups WHERE path = $3",
+        // The person's row: `$1`…`$24` of either backend's statement.
+        macro_rules! bind_row {
+            ($query:expr) => {{
+                let query = $crate::sql::bind_derived!(
+                    $query
+                        .bind(&new.username)
+                        .bind(&new.first_name)
+                        .bind(&new.last_name)
+                        .bind(&new.email),
+                    derived
+                );
+                $crate::sql::bind_profile!(
+                    query
+                        .bind(&new.password_hash)
+                        .bind(new.password_temporary)
+                        .bind(new.enabled)
+                        .bind(new.kind.as_str())
+                        .bind(new.source.as_str())
+                        .bind(new.super_user)
+                        .bind(::usher_core::clock::to_millis(new.created_at)),
+                    &new.profile
                 )
-                .bind(id)
-                .bind(role)
-                .bind(group)
+                .bind(joined_at)
+            }};
+        }
+        // The memberships' pairs, then the audit entry: the placeholders after the row.
+        macro_rules! bind_rest {
+            ($query:expr) => {{
+                let mut query = $query;
+                for (group, role) in &new.memberships {
+                    query = query.bind(group).bind(role);
+                }
+                query
+                    .bind(::usher_core::clock::to_millis(audit.at))
+                    .bind(audit.actor.clone())
+                    .bind(audit.action)
+                    .bind(audit.target.clone())
+                    .bind(audit.details.to_string())
+            }};
+        }
+        let reserved = || {
+            ::usher_core::store::StoreError::Conflict(
+                ::usher_core::store::Conflict::UsernameReserved,
+            )
+        };
+        let unknown_group =
+            || $crate::sql_store::backend(format!("unknown group among {:?}", new.memberships));
+        let wanted = new.memberships.len() as i64;
+        if $crate::sql_store::runs_several_statements_per_call(&*$tx) {
+            let (row_sql, rest_sql) = $crate::sql::insert_person_sqlite(new.memberships.len());
+            let id: Option<i64> = bind_row!(sqlx::query_scalar(&row_sql))
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err($crate::sql_store::db_error)?;
+            let id = id.ok_or_else(reserved)?;
+            let done = bind_rest!(sqlx::query(&rest_sql).bind(id))
                 .execute(&mut *$tx)
                 .await
                 .map_err($crate::sql_store::db_error)?;
-                if inserted.rows_affected() != 1 {
-                    return Err($crate::sql_store::backend(format!("unknown group {group}")));
-                }
+            if done.rows_affected() as i64 != wanted + 1 {
+                return Err(unknown_group());
             }
-            $crate::sql::insert_audit!(&mut *$tx, audit)?;
+            id
+        } else {
+            let sql = $crate::sql::insert_person_postgres(new.memberships.len());
+            let row: Option<(i64, i64)> = bind_rest!(bind_row!(sqlx::query_as(&sql)))
+                .fetch_optional(&mut *$tx)
+                .await
+                .map_err($crate::sql_store::db_error)?;
+            let (id, granted) = row.ok_or_else(reserved)?;
+            if granted != wanted {
+                return Err(unknown_group());
+            }
+            id
         }
-        id
     }};
 }
 pub(crate) use insert_new_person;
-
-/// The statements [`insert_new_person`] runs in one call where the backend allows it: one
-/// membership insert per `(role $2k, group $2k+1)` pair for the person `$1`, then the audit
-/// entry's insert on the five placeholders after them.
-pub fn memberships_then_audit(memberships: usize) -> String {
-    let mut sql = String::new();
-    for k in 0..memberships {
-        let role = 2 + 2 * k;
-        let group = role + 1;
-        sql.push_str(&format!(
-            "INSERT INTO memberships (person_id, group_id, role) \
-             SELECT $1, id, ${role} FROM user_groups WHERE path = ${group}; "
-        ));
-    }
-    let first = 2 + 2 * memberships;
-    let [at, actor, action, target, details] = std::array::from_fn(|i| first + i);
-    sql.push_str(&format!(
-        "INSERT INTO audit_log (at, actor, action, target, details) \
-         VALUES (${at}, ${actor}, ${action}, ${target}, ${details})"
-    ));
-    sql
-}
 
 /// Binds the four [`DerivedColumns`] in their column order (email key, first and last name
 /// keys, search text) to the next placeholders of `$query`.

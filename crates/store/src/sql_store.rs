@@ -149,9 +149,20 @@ impl<DB: sqlx::Database> WriteTx<DB> {
     }
 }
 
-/// Whether `tx`'s backend runs several statements of one query's text in one call.
-pub(crate) fn runs_several_statements_per_call<DB: WriteTransaction>(_: &WriteTx<DB>) -> bool {
-    DB::SEVERAL_STATEMENTS_PER_CALL
+/// Whether the backend of `connection` runs several statements of one query's text in one
+/// call.
+pub(crate) fn runs_several_statements_per_call<C>(_: &C) -> bool
+where
+    C: sqlx::Connection,
+    C::Database: WriteTransaction,
+{
+    <C::Database as WriteTransaction>::SEVERAL_STATEMENTS_PER_CALL
+}
+
+/// Whether [`insert_new_person`] is one statement on `pool`'s backend (PostgreSQL), which
+/// needs no transaction around it.
+fn one_statement_is_a_transaction<DB: WriteTransaction>(_: &sqlx::Pool<DB>) -> bool {
+    !DB::SEVERAL_STATEMENTS_PER_CALL
 }
 
 pub(crate) async fn begin_write<DB: WriteTransaction>(
@@ -278,10 +289,17 @@ impl Store for SqlStore {
 
     async fn insert_person(&self, new: &NewPerson, audit: &AuditRecord) -> StoreResult<Person> {
         let id: i64 = on_pool!(self.writer(), |p| {
-            let mut tx = begin_write(p).await.map_err(db_error)?;
-            let id = insert_new_person!(tx, new, None, audit);
-            tx.commit().await.map_err(db_error)?;
-            Ok::<i64, StoreError>(id)
+            if one_statement_is_a_transaction(p) {
+                // PostgreSQL inserts the person, their memberships and the audit entry in one
+                // statement, atomic by itself: no BEGIN and COMMIT round trips around it.
+                let mut connection = p.acquire().await.map_err(db_error)?;
+                Ok(insert_new_person!(connection, new, None, audit))
+            } else {
+                let mut tx = begin_write(p).await.map_err(db_error)?;
+                let id = insert_new_person!(tx, new, None, audit);
+                tx.commit().await.map_err(db_error)?;
+                Ok::<i64, StoreError>(id)
+            }
         })?;
         Ok(inserted_person(new, id, None))
     }

@@ -101,22 +101,6 @@ usher_store::on_both_backends! {
         assert_eq!(audit_total(&store).await, before + 1);
     }
 
-    async fn an_insert_into_an_unknown_group_fails_and_leaves_nothing(db) {
-        let store = db.store().await;
-        let mut new = new_person("jane.doe", "Jane", "Doe");
-        new.memberships = vec![
-            (USERS.into(), "member".into()),
-            ("/spaces/nowhere".into(), "member".into()),
-        ];
-        let before = audit_total(&store).await;
-        let record = audit(actions::USER_CREATE, "jane.doe", T0);
-
-        store.insert_person(&new, &record).await.unwrap_err();
-
-        assert_eq!(store.person_by_username("jane.doe").await.unwrap(), None);
-        assert_eq!(audit_total(&store).await, before);
-    }
-
     async fn an_inserted_person_is_found_by_id_username_and_email(db) {
         let store = db.store().await;
         let person = insert(&store, new_person("jane.doe", "Jane", "Doe")).await;
