@@ -15,7 +15,7 @@ use crate::audit::{AuditEntry, AuditFilter, AuditRecord};
 use crate::groups::Membership;
 use crate::import::{
     ImportIssue, ImportJob, ImportKeys, ImportLease, ImportLookup, ImportState, ImportStep,
-    NewImport,
+    ImportUpdate, NewImport, PreparedRows,
 };
 use crate::mail::{Delivery, NewOutboxMessage, OutboxMessage};
 use crate::people::{Person, PersonType, Profile, Source};
@@ -546,6 +546,15 @@ pub trait Store: Send + Sync + 'static {
     /// the batch names groups: only then are they read), the owners of its addresses, which
     /// usernames were deleted, which groups exist.
     async fn import_lookup(&self, keys: &ImportKeys) -> StoreResult<ImportLookup>;
+    /// Prepares the form in which a step's `creates`, `updates` and `audits` are written (the
+    /// part of a step's work that needs no database), so that it can be done ahead of the
+    /// step's turn to commit ([`ImportStep::prepared`]). `None`: nothing to prepare.
+    fn prepare_import_rows(
+        &self,
+        creates: &[&NewPerson],
+        updates: &[&ImportUpdate],
+        audits: &[&AuditRecord],
+    ) -> Option<PreparedRows>;
     /// Applies a step in one transaction: people created and changed with their memberships,
     /// audit entries, notices and ended sessions, report lines, people to invite, new counts
     /// and the extended lease. `NotFound` (nothing written) when the lease token no longer

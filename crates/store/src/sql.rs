@@ -67,6 +67,10 @@ pub struct DerivedColumns {
 }
 
 impl DerivedColumns {
+    pub fn of_new(new: &usher_core::store::NewPerson) -> Self {
+        Self::of(&new.username, &new.first_name, &new.last_name, &new.email)
+    }
+
     pub fn of(username: &str, first_name: &str, last_name: &str, email: &str) -> Self {
         Self {
             email_key: email.to_lowercase(),

@@ -12,7 +12,7 @@ use usher_core::clock::to_millis;
 use usher_core::groups::Membership;
 use usher_core::import::{
     ImportIssue, ImportJob, ImportKeys, ImportLease, ImportLookup, ImportState, ImportStep,
-    NewImport,
+    ImportUpdate, NewImport, PreparedRows,
 };
 use usher_core::mail::{Delivery, NewOutboxMessage, OutboxMessage};
 use usher_core::people::Person;
@@ -1024,6 +1024,17 @@ impl Store for SqlStore {
 
     async fn import_lookup(&self, keys: &ImportKeys) -> StoreResult<ImportLookup> {
         self.lookup_for_import(keys).await
+    }
+
+    fn prepare_import_rows(
+        &self,
+        creates: &[&NewPerson],
+        updates: &[&ImportUpdate],
+        audits: &[&AuditRecord],
+    ) -> Option<PreparedRows> {
+        Some(PreparedRows::new(
+            self.prepare_rows(creates, updates, audits),
+        ))
     }
 
     async fn apply_import_step(

@@ -2,6 +2,9 @@
 //! job runs: a lease (which worker holds the job, until when), a step (one committed slice of
 //! the file: its changes, its report lines and the new counts), and the lookups a batch needs.
 
+use std::any::Any;
+use std::sync::Arc;
+
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -152,6 +155,29 @@ pub struct ImportUpdate {
     pub end_sessions: bool,
 }
 
+/// A step's rows in the form its store writes them (for instance their JSON), made ahead of
+/// the step's turn to commit by [`crate::store::Store::prepare_import_rows`], on the planner's
+/// time rather than the writer's. Opaque to everything but the store that made it.
+#[derive(Clone)]
+pub struct PreparedRows(Arc<dyn Any + Send + Sync>);
+
+impl PreparedRows {
+    pub fn new<T: Any + Send + Sync>(rows: T) -> Self {
+        Self(Arc::new(rows))
+    }
+
+    /// The rows as the store made them; `None` if another kind of store did.
+    pub fn get<T: Any>(&self) -> Option<&T> {
+        self.0.downcast_ref()
+    }
+}
+
+impl std::fmt::Debug for PreparedRows {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PreparedRows(..)")
+    }
+}
+
 /// One committed slice of a job. The store applies it whole or not at all, and only while
 /// the lease holds and the job's `processed` is still `expected_processed`, so that no row is
 /// ever applied twice.
@@ -169,6 +195,9 @@ pub struct ImportStep {
     pub invites: Vec<String>,
     /// The lease is extended to this time.
     pub lease_until: OffsetDateTime,
+    /// `creates`, `updates` and `audits` as the store writes them, when prepared ahead; they
+    /// must then be what they were prepared from.
+    pub prepared: Option<PreparedRows>,
 }
 
 /// What a batch asks the store about.

@@ -22,7 +22,7 @@ pub mod scan;
 pub use header::{Column, Header, TEMPLATE_HEADER};
 pub use job::{
     ImportCounts, ImportIssue, ImportJob, ImportKeys, ImportLease, ImportLookup, ImportState,
-    ImportStep, ImportUpdate, NewImport, Severity,
+    ImportStep, ImportUpdate, NewImport, PreparedRows, Severity,
 };
 pub use scan::{FileScanner, FileSummary};
 

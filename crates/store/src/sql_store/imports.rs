@@ -9,6 +9,8 @@
 //! lease and agrees on where the job stands: that fence is what keeps a row from being
 //! applied twice when a worker that lost its job wakes up.
 
+use std::borrow::Cow;
+
 use crate::sql::DerivedColumns;
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -17,11 +19,11 @@ use usher_core::clock::{from_millis, to_millis};
 use usher_core::groups::Membership;
 use usher_core::import::{
     ImportCounts, ImportIssue, ImportJob, ImportKeys, ImportLease, ImportLookup, ImportState,
-    ImportStep, NewImport, Severity,
+    ImportStep, ImportUpdate, NewImport, Severity,
 };
 use usher_core::people::{Person, Profile};
 use usher_core::query::Page;
-use usher_core::store::{Conflict, StoreError, StoreResult};
+use usher_core::store::{Conflict, NewPerson, StoreError, StoreResult};
 
 use super::{backend, begin_write, db_error, SqlStore};
 use step_rows::StepRows;
@@ -351,9 +353,9 @@ struct AuditJson<'a> {
     details: String,
 }
 
-fn audit_json(audits: &[AuditRecord]) -> String {
+fn audit_json<'a>(audits: impl IntoIterator<Item = &'a AuditRecord>) -> String {
     let rows: Vec<AuditJson> = audits
-        .iter()
+        .into_iter()
         .map(|a| AuditJson {
             at: to_millis(a.at),
             actor: a.actor.as_deref(),
@@ -490,40 +492,106 @@ fn non_empty<T: Serialize>(rows: Vec<T>) -> Option<String> {
     (!rows.is_empty()).then(|| to_json(&rows))
 }
 
-/// The JSON arrays of one step, built before the transaction. The new people and the audit
-/// entries are left out where the backend takes them as column arrays ([`StepRows`]).
-struct StepJson {
-    people: Option<String>,
+/// What [`SqlStore::prepare_rows`] makes of a step's new people, changed people and audit
+/// entries ahead of its turn to commit ([`ImportStep::prepared`]).
+pub(super) enum PreparedStepRows {
+    /// SQLite: their JSON arrays.
+    Json {
+        people: Option<String>,
+        updates: Option<String>,
+        audits: Option<String>,
+    },
+    /// PostgreSQL: the derived columns of the new people and the audit details as text; its
+    /// arrays borrow the rest from the step.
+    Columns {
+        derived: Vec<DerivedColumns>,
+        details: Vec<String>,
+    },
+}
+
+impl PreparedStepRows {
+    fn of(step: &ImportStep) -> Option<&Self> {
+        step.prepared.as_ref().and_then(|p| p.get::<Self>())
+    }
+}
+
+fn people_json<'a>(creates: impl IntoIterator<Item = &'a NewPerson>) -> Option<String> {
+    let people = creates
+        .into_iter()
+        .map(|n| PersonJson {
+            username: &n.username,
+            first_name: &n.first_name,
+            last_name: &n.last_name,
+            email: &n.email,
+            derived: DerivedColumns::of(&n.username, &n.first_name, &n.last_name, &n.email),
+            password_hash: n.password_hash.as_deref(),
+            password_temporary: n.password_temporary,
+            enabled: n.enabled,
+            kind: n.kind.as_str(),
+            source: n.source.as_str(),
+            super_user: n.super_user,
+            created_at: to_millis(n.created_at),
+            profile: (&n.profile).into(),
+        })
+        .collect();
+    non_empty(people)
+}
+
+fn updates_json<'a>(updates: impl IntoIterator<Item = &'a ImportUpdate>) -> Option<String> {
+    let updates = updates
+        .into_iter()
+        .map(|u| {
+            let n = &u.update;
+            UpdateJson {
+                id: u.id,
+                first_name: &n.first_name,
+                last_name: &n.last_name,
+                email: &n.email,
+                derived: DerivedColumns::of(&u.username, &n.first_name, &n.last_name, &n.email),
+                enabled: n.enabled,
+                profile: (&n.profile).into(),
+            }
+        })
+        .collect();
+    non_empty(updates)
+}
+
+/// The JSON arrays of one step: those prepared ahead when they were, the others built before
+/// the transaction. The new people and the audit entries are left out where the backend takes
+/// them as column arrays ([`StepRows`]).
+struct StepJson<'a> {
+    people: Option<Cow<'a, str>>,
     added_memberships: Option<String>,
-    updates: Option<String>,
+    updates: Option<Cow<'a, str>>,
     end_sessions: Option<String>,
-    audits: Option<String>,
+    audits: Option<Cow<'a, str>>,
     issues: Option<String>,
     invites: Option<String>,
 }
 
-impl StepJson {
-    fn new(step: &ImportStep, pool: &Pool) -> Self {
+impl<'a> StepJson<'a> {
+    fn new(step: &'a ImportStep, pool: &Pool) -> Self {
         let json_rows = matches!(pool, Pool::Sqlite(_));
-        let people = step
-            .creates
-            .iter()
-            .map(|n| PersonJson {
-                username: &n.username,
-                first_name: &n.first_name,
-                last_name: &n.last_name,
-                email: &n.email,
-                derived: DerivedColumns::of(&n.username, &n.first_name, &n.last_name, &n.email),
-                password_hash: n.password_hash.as_deref(),
-                password_temporary: n.password_temporary,
-                enabled: n.enabled,
-                kind: n.kind.as_str(),
-                source: n.source.as_str(),
-                super_user: n.super_user,
-                created_at: to_millis(n.created_at),
-                profile: (&n.profile).into(),
-            })
-            .collect();
+        let (people, updates, audits) = match PreparedStepRows::of(step) {
+            Some(PreparedStepRows::Json {
+                people,
+                updates,
+                audits,
+            }) => (
+                people.as_deref().map(Cow::Borrowed),
+                updates.as_deref().map(Cow::Borrowed),
+                audits.as_deref().map(Cow::Borrowed),
+            ),
+            _ => (
+                json_rows
+                    .then(|| people_json(&step.creates))
+                    .flatten()
+                    .map(Cow::Owned),
+                updates_json(&step.updates).map(Cow::Owned),
+                (json_rows && !step.audits.is_empty())
+                    .then(|| Cow::Owned(audit_json(&step.audits))),
+            ),
+        };
         let memberships = step
             .updates
             .iter()
@@ -532,22 +600,6 @@ impl StepJson {
                 username,
                 grp: group,
                 role,
-            })
-            .collect();
-        let updates = step
-            .updates
-            .iter()
-            .map(|u| {
-                let n = &u.update;
-                UpdateJson {
-                    id: u.id,
-                    first_name: &n.first_name,
-                    last_name: &n.last_name,
-                    email: &n.email,
-                    derived: DerivedColumns::of(&u.username, &n.first_name, &n.last_name, &n.email),
-                    enabled: n.enabled,
-                    profile: (&n.profile).into(),
-                }
             })
             .collect();
         let end_sessions = step
@@ -574,11 +626,11 @@ impl StepJson {
             .map(|u| UsernameJson { username: u })
             .collect();
         Self {
-            people: if json_rows { non_empty(people) } else { None },
+            people,
             added_memberships: non_empty(memberships),
-            updates: non_empty(updates),
+            updates,
             end_sessions: non_empty(end_sessions),
-            audits: (json_rows && !step.audits.is_empty()).then(|| audit_json(&step.audits)),
+            audits,
             issues: non_empty(issues),
             invites: non_empty(invites),
         }
@@ -586,6 +638,26 @@ impl StepJson {
 }
 
 impl SqlStore {
+    /// See [`usher_core::store::Store::prepare_import_rows`].
+    pub(super) fn prepare_rows(
+        &self,
+        creates: &[&NewPerson],
+        updates: &[&ImportUpdate],
+        audits: &[&AuditRecord],
+    ) -> PreparedStepRows {
+        match self.writer() {
+            Pool::Sqlite(_) => PreparedStepRows::Json {
+                people: people_json(creates.iter().copied()),
+                updates: updates_json(updates.iter().copied()),
+                audits: (!audits.is_empty()).then(|| audit_json(audits.iter().copied())),
+            },
+            Pool::Postgres(_) => PreparedStepRows::Columns {
+                derived: creates.iter().map(|n| DerivedColumns::of_new(n)).collect(),
+                details: audits.iter().map(|a| a.details.to_string()).collect(),
+            },
+        }
+    }
+
     pub(super) async fn insert_import(&self, new: &NewImport) -> StoreResult<i64> {
         on_pool!(self.pool(), |p| {
             sqlx::query_scalar(
@@ -947,7 +1019,7 @@ impl SqlStore {
                 StepRows::insert_new_memberships(&mut tx, &sql, step, &ids).await?;
             }
             if let Some(updates) = &data.updates {
-                let mut update = sqlx::query(&sql.update_people).bind(updates);
+                let mut update = sqlx::query(&sql.update_people).bind(updates.as_ref());
                 if sql.stamps_changes {
                     update = update.bind(first_change + signed(step.creates.len() as u64));
                 }

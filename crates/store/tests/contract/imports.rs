@@ -70,6 +70,7 @@ fn step(expected: u64, counts: ImportCounts) -> ImportStep {
         issues: Vec::new(),
         invites: Vec::new(),
         lease_until: at(30),
+        prepared: None,
     }
 }
 
@@ -167,83 +168,13 @@ usher_store::on_both_backends! {
 
     async fn a_step_creates_updates_and_reports_in_one_transaction(db) {
         let store = db.store().await;
-        let existing = insert_named(&store, "old.timer").await;
-        store.insert_session(&session("sess", existing.id, at(100))).await.unwrap();
-        let id = queued_job(&store, 3).await;
-        store.claim_import(&lease("n", "tok", 5), at(0), None).await.unwrap();
+        step_with_every_kind_of_row(&store, false).await;
+    }
 
-        let mut created = new_person("new.comer", "New", "Comer");
-        created.memberships = vec![(USERS.into(), "member".into())];
-        created.password_hash = Some("$argon2id$fake".into());
-        created.password_temporary = true;
-        created.profile = full_profile();
-        let mut update = PersonUpdate::from_person(&existing);
-        update.last_name = "Changed".into();
-        update.email = "moved@example.org".into();
-        update.enabled = false;
-        let counts = ImportCounts { rows: 3, processed: 3, created: 1, updated: 1, failed: 1, warnings: 1, ..ImportCounts::default() };
-        let mut s = step(0, counts);
-        s.creates = vec![created.clone()];
-        s.updates = vec![ImportUpdate {
-            id: existing.id,
-            username: existing.username.clone(),
-            update,
-            add_memberships: vec![(USERS.into(), "manager".into())],
-            notices: Vec::new(),
-            end_sessions: true,
-        }];
-        s.audits = vec![
-            audit(actions::USER_CREATE, "new.comer", at(1)),
-            audit(actions::USER_DISABLE, "old.timer", at(1)),
-        ];
-        s.issues = vec![issue(3, "invalid_email", Severity::Error), issue(1, "unknown_column", Severity::Warning)];
-        s.invites = vec!["new.comer".into()];
-
-        store.apply_import_step(id, "tok", &s).await.unwrap();
-
-        let person = store.person_by_username("new.comer").await.unwrap().unwrap();
-        // Every field lands in its column (PostgreSQL binds one array per column, in order).
-        assert_eq!(
-            (&person.first_name, &person.last_name, &person.email, person.kind, person.source),
-            (&created.first_name, &created.last_name, &created.email, created.kind, created.source)
-        );
-        assert_eq!(
-            (person.enabled, person.super_user, person.created_at),
-            (created.enabled, created.super_user, created.created_at)
-        );
-        let entry = store
-            .audit_entries(&AuditFilter { target: Some("new.comer".into()), limit: 10, ..AuditFilter::default() })
-            .await
-            .unwrap()
-            .items
-            .remove(0);
-        let record = &s.audits[0];
-        assert_eq!(
-            (entry.at, entry.actor.as_deref(), entry.action.as_str(), &entry.details),
-            (record.at, record.actor.as_deref(), record.action, &record.details)
-        );
-        assert!(person.password_temporary && person.has_password);
-        assert_eq!(person.profile, full_profile());
-        assert_eq!(store.memberships(person.id).await.unwrap()[0].group, USERS);
-        assert_eq!(store.search_people(&q("comer")).await.unwrap().total, 1, "search text is set");
-        let old = store.person_by_id(existing.id).await.unwrap().unwrap();
-        assert_eq!((old.last_name.as_str(), old.email.as_str(), old.enabled), ("Changed", "moved@example.org", false));
-        assert_eq!(store.person_by_email("MOVED@example.org").await.unwrap().unwrap().id, old.id);
-        assert_eq!(store.memberships(old.id).await.unwrap()[0].role, "manager");
-        assert_eq!(rows_of(&store, "sessions", old.id).await, 0, "disabling ends sessions");
-        assert_eq!(audit_total(&store, actions::USER_CREATE).await, 2);
-        assert_eq!(audit_total(&store, actions::USER_DISABLE).await, 1);
-        let job = store.import_job(id).await.unwrap().unwrap();
-        assert_eq!(job.counts, counts);
-        assert_eq!(job.lease_until, Some(at(30)), "a step extends the lease");
-        let report = store.import_issues(id, 0, 10).await.unwrap();
-        assert_eq!(report.len(), 2);
-        assert_eq!(report[0].1, issue(3, "invalid_email", Severity::Error), "in step order");
-        let after_first = store.import_issues(id, report[0].0, 10).await.unwrap();
-        assert_eq!(after_first.len(), 1);
-        assert_eq!(store.import_invites(id, 10).await.unwrap(), ["new.comer"]);
-        store.clear_import_invite(id, "new.comer").await.unwrap();
-        assert!(store.import_invites(id, 10).await.unwrap().is_empty());
+    async fn a_step_prepared_ahead_writes_the_same(db) {
+        // The planner prepares a step's rows in the store's form before its turn to commit.
+        let store = db.store().await;
+        step_with_every_kind_of_row(&store, true).await;
     }
 
     async fn a_step_is_refused_without_the_lease_or_at_the_wrong_progress(db) {
@@ -359,4 +290,162 @@ usher_store::on_both_backends! {
         let empty = store.import_lookup(&ImportKeys::default()).await.unwrap();
         assert!(empty.people.is_empty() && empty.groups.is_empty());
     }
+}
+
+/// Applies a step that creates, updates, audits, reports and invites, then checks each.
+async fn step_with_every_kind_of_row(store: &SqlStore, prepared: bool) {
+    let existing = insert_named(store, "old.timer").await;
+    store
+        .insert_session(&session("sess", existing.id, at(100)))
+        .await
+        .unwrap();
+    let id = queued_job(store, 3).await;
+    store
+        .claim_import(&lease("n", "tok", 5), at(0), None)
+        .await
+        .unwrap();
+
+    let mut created = new_person("new.comer", "New", "Comer");
+    created.memberships = vec![(USERS.into(), "member".into())];
+    created.password_hash = Some("$argon2id$fake".into());
+    created.password_temporary = true;
+    created.profile = full_profile();
+    let mut update = PersonUpdate::from_person(&existing);
+    update.last_name = "Changed".into();
+    update.email = "moved@example.org".into();
+    update.enabled = false;
+    let counts = ImportCounts {
+        rows: 3,
+        processed: 3,
+        created: 1,
+        updated: 1,
+        failed: 1,
+        warnings: 1,
+        ..ImportCounts::default()
+    };
+    let mut s = step(0, counts);
+    s.creates = vec![created.clone()];
+    s.updates = vec![ImportUpdate {
+        id: existing.id,
+        username: existing.username.clone(),
+        update,
+        add_memberships: vec![(USERS.into(), "manager".into())],
+        notices: Vec::new(),
+        end_sessions: true,
+    }];
+    s.audits = vec![
+        audit(actions::USER_CREATE, "new.comer", at(1)),
+        audit(actions::USER_DISABLE, "old.timer", at(1)),
+    ];
+    s.issues = vec![
+        issue(3, "invalid_email", Severity::Error),
+        issue(1, "unknown_column", Severity::Warning),
+    ];
+    s.invites = vec!["new.comer".into()];
+
+    if prepared {
+        let creates: Vec<_> = s.creates.iter().collect();
+        let updates: Vec<_> = s.updates.iter().collect();
+        let audits: Vec<_> = s.audits.iter().collect();
+        s.prepared = store.prepare_import_rows(&creates, &updates, &audits);
+        assert!(s.prepared.is_some());
+    }
+    store.apply_import_step(id, "tok", &s).await.unwrap();
+
+    let person = store
+        .person_by_username("new.comer")
+        .await
+        .unwrap()
+        .unwrap();
+    // Every field lands in its column (PostgreSQL binds one array per column, in order).
+    assert_eq!(
+        (
+            &person.first_name,
+            &person.last_name,
+            &person.email,
+            person.kind,
+            person.source
+        ),
+        (
+            &created.first_name,
+            &created.last_name,
+            &created.email,
+            created.kind,
+            created.source
+        )
+    );
+    assert_eq!(
+        (person.enabled, person.super_user, person.created_at),
+        (created.enabled, created.super_user, created.created_at)
+    );
+    let entry = store
+        .audit_entries(&AuditFilter {
+            target: Some("new.comer".into()),
+            limit: 10,
+            ..AuditFilter::default()
+        })
+        .await
+        .unwrap()
+        .items
+        .remove(0);
+    let record = &s.audits[0];
+    assert_eq!(
+        (
+            entry.at,
+            entry.actor.as_deref(),
+            entry.action.as_str(),
+            &entry.details
+        ),
+        (
+            record.at,
+            record.actor.as_deref(),
+            record.action,
+            &record.details
+        )
+    );
+    assert!(person.password_temporary && person.has_password);
+    assert_eq!(person.profile, full_profile());
+    assert_eq!(store.memberships(person.id).await.unwrap()[0].group, USERS);
+    assert_eq!(
+        store.search_people(&q("comer")).await.unwrap().total,
+        1,
+        "search text is set"
+    );
+    let old = store.person_by_id(existing.id).await.unwrap().unwrap();
+    assert_eq!(
+        (old.last_name.as_str(), old.email.as_str(), old.enabled),
+        ("Changed", "moved@example.org", false)
+    );
+    assert_eq!(
+        store
+            .person_by_email("MOVED@example.org")
+            .await
+            .unwrap()
+            .unwrap()
+            .id,
+        old.id
+    );
+    assert_eq!(store.memberships(old.id).await.unwrap()[0].role, "manager");
+    assert_eq!(
+        rows_of(store, "sessions", old.id).await,
+        0,
+        "disabling ends sessions"
+    );
+    assert_eq!(audit_total(store, actions::USER_CREATE).await, 2);
+    assert_eq!(audit_total(store, actions::USER_DISABLE).await, 1);
+    let job = store.import_job(id).await.unwrap().unwrap();
+    assert_eq!(job.counts, counts);
+    assert_eq!(job.lease_until, Some(at(30)), "a step extends the lease");
+    let report = store.import_issues(id, 0, 10).await.unwrap();
+    assert_eq!(report.len(), 2);
+    assert_eq!(
+        report[0].1,
+        issue(3, "invalid_email", Severity::Error),
+        "in step order"
+    );
+    let after_first = store.import_issues(id, report[0].0, 10).await.unwrap();
+    assert_eq!(after_first.len(), 1);
+    assert_eq!(store.import_invites(id, 10).await.unwrap(), ["new.comer"]);
+    store.clear_import_invite(id, "new.comer").await.unwrap();
+    assert!(store.import_invites(id, 10).await.unwrap().is_empty());
 }

@@ -11,7 +11,7 @@ use usher_core::clock::to_millis;
 use usher_core::import::ImportStep;
 use usher_core::store::{NewPerson, StoreResult};
 
-use super::{new_memberships_json, StepJson, StepSql};
+use super::{new_memberships_json, PreparedStepRows, StepJson, StepSql};
 use crate::sql::DerivedColumns;
 use crate::sql_store::{db_error, WriteTransaction, WriteTx};
 
@@ -23,7 +23,7 @@ pub(super) trait StepRows: WriteTransaction {
         tx: &mut WriteTx<Self>,
         sql: &StepSql,
         step: &ImportStep,
-        json: &StepJson,
+        json: &StepJson<'_>,
         first_change: i64,
     ) -> StoreResult<Vec<(i64, String)>>;
 
@@ -40,7 +40,7 @@ pub(super) trait StepRows: WriteTransaction {
         tx: &mut WriteTx<Self>,
         sql: &StepSql,
         step: &ImportStep,
-        json: &StepJson,
+        json: &StepJson<'_>,
     ) -> StoreResult<()>;
 }
 
@@ -49,14 +49,14 @@ impl StepRows for sqlx::Sqlite {
         tx: &mut WriteTx<Self>,
         sql: &StepSql,
         _: &ImportStep,
-        json: &StepJson,
+        json: &StepJson<'_>,
         first_change: i64,
     ) -> StoreResult<Vec<(i64, String)>> {
         let Some(people) = &json.people else {
             return Ok(Vec::new());
         };
         sqlx::query_as(&sql.insert_people)
-            .bind(people)
+            .bind(people.as_ref())
             .bind(first_change)
             .fetch_all(&mut **tx)
             .await
@@ -83,11 +83,11 @@ impl StepRows for sqlx::Sqlite {
         tx: &mut WriteTx<Self>,
         sql: &StepSql,
         _: &ImportStep,
-        json: &StepJson,
+        json: &StepJson<'_>,
     ) -> StoreResult<()> {
         if let Some(audits) = &json.audits {
             sqlx::query(&sql.insert_audit)
-                .bind(audits)
+                .bind(audits.as_ref())
                 .execute(&mut **tx)
                 .await
                 .map_err(db_error)?;
@@ -102,17 +102,21 @@ impl StepRows for sqlx::Postgres {
         tx: &mut WriteTx<Self>,
         sql: &StepSql,
         step: &ImportStep,
-        _: &StepJson,
+        _: &StepJson<'_>,
         _: i64,
     ) -> StoreResult<Vec<(i64, String)>> {
         let people = &step.creates;
         if people.is_empty() {
             return Ok(Vec::new());
         }
-        let derived: Vec<DerivedColumns> = people
-            .iter()
-            .map(|n| DerivedColumns::of(&n.username, &n.first_name, &n.last_name, &n.email))
-            .collect();
+        let computed: Vec<DerivedColumns>;
+        let derived = match PreparedStepRows::of(step) {
+            Some(PreparedStepRows::Columns { derived, .. }) => derived,
+            _ => {
+                computed = people.iter().map(DerivedColumns::of_new).collect();
+                &computed
+            }
+        };
         let text = |f: fn(&NewPerson) -> &str| people.iter().map(f).collect::<Vec<&str>>();
         let optional =
             |f: fn(&NewPerson) -> Option<&str>| people.iter().map(f).collect::<Vec<Option<&str>>>();
@@ -190,7 +194,7 @@ impl StepRows for sqlx::Postgres {
         tx: &mut WriteTx<Self>,
         sql: &StepSql,
         step: &ImportStep,
-        _: &StepJson,
+        _: &StepJson<'_>,
     ) -> StoreResult<()> {
         let audits = &step.audits;
         if audits.is_empty() {
@@ -211,12 +215,10 @@ impl StepRows for sqlx::Postgres {
                     .map(|a| a.target.as_deref())
                     .collect::<Vec<Option<&str>>>(),
             )
-            .bind(
-                audits
-                    .iter()
-                    .map(|a| a.details.to_string())
-                    .collect::<Vec<String>>(),
-            )
+            .bind(match PreparedStepRows::of(step) {
+                Some(PreparedStepRows::Columns { details, .. }) => details.clone(),
+                _ => audits.iter().map(|a| a.details.to_string()).collect(),
+            })
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
