@@ -330,34 +330,46 @@ errors, a job fails, a search total is not exact, the server dies).
   The hashing limit is the ceiling; what is left below it is the request and store work done on
   the same 2 cores, and the benchmark's own client.
 - **Imports (W2)** run in steps of 2,000 rows, each one transaction of a few set-based
-  statements (rows passed as one JSON array), audited row by row; the next batch is read and
-  planned while a step commits. On SQLite the steps are written by one connection kept for
-  writes, whose 16 MiB page cache keeps the index pages from one step to the next (with the
-  default 2 MiB, shared by every connection, each step read them back from the file), a step
-  stamps the change feed itself (one counter update, not a trigger writing each row twice), and
-  its JSON is read once per row in SQLite's binary form. What remains is the single writer's
-  own work, measured per row on a small store at about 14 µs to insert into `people` (unique
-  username and email, the default sort, the change feed), 6 µs for the membership and the audit
-  entry (four indexes), 5 µs to write the WAL at commit and 4 µs to encode the step: near
-  30,000 rows/s, less as the indexes outgrow the cache (about 20,000 at 100,000 people, 9,000
-  on the way to 1,000,000). Measured and not kept: 16 KiB pages (imports about 20% faster,
-  single creations 40% slower, every commit writing whole pages) and 5,000-row steps (12–23%
-  faster, 80 MiB more memory while importing 300,000 rows, which W5 cannot spare). On PostgreSQL the
-  step's time goes to the same inserts, each row of `people` updating five indexes and each
-  membership checked against two foreign keys. The targets (50,000 and 20,000 rows/s) would
-  need fewer writes per row than one audit entry per row allows, and statements that bind the
-  rows without JSON (`COPY` on PostgreSQL); this version does neither.
+  statements, audited row by row. While a step commits, the next batch is read, looked up,
+  planned and prepared in the store's form (SQLite: the rows' JSON; PostgreSQL: their derived
+  search columns), and a step's rows move into it rather than being copied, so that the writer
+  waits on nothing but the database. On SQLite the steps are written by one connection kept for
+  writes (a 16 MiB page cache that keeps the index pages from one step to the next), a step
+  stamps the change feed itself, and its JSON is read once per row in SQLite's binary form. On
+  PostgreSQL the new people, their memberships and audit entries are bound as one array per
+  column (`unnest`, which PostgreSQL decodes far faster than it parses JSON text), and after a
+  large import only the change number's statistics are refreshed, once the job has ended.
+  Where SQLite falls short of 50,000 rows/s (20 µs a row) is the single writer's own work.
+  Timed per 2,000-row step at 100,000 people: 49–53 ms to insert into `people` (the username,
+  email and last-name indexes take rows in random order, so a step dirties most of their leaf
+  pages), 13–14 ms for the audit entries (five indexes), 4–5 ms for the memberships and 18 ms
+  to commit (the WAL write of those pages; 80–90 ms on the steps that checkpoint): about 43 µs a
+  row on one thread, a ceiling near 23,000 rows/s before anything else is done, and SQLite has
+  one writer, so the second core cannot share it. The same schema filled without Usher, from
+  Python's `sqlite3` (SQLite 3.40) in 2,000-row transactions, took about 70 µs a row. Measured
+  and not kept: no checkpoints at all (+15%, and a WAL without bound), checkpoints in the
+  background on another connection (within noise), rows sorted by username within a step (no
+  change), 16 KiB pages (imports about 20% faster, single creations 40% slower, every commit
+  writing whole pages), 5,000-row steps (12–23% faster, 80 MiB more memory while importing
+  300,000 rows, which W5 cannot spare). On PostgreSQL each row of `people` updates five indexes
+  and each membership is checked against two foreign keys (7 of a membership's 9 µs, measured
+  in `psql`).
 - **Creations without password (W1b)** read the caller, their token and their role in one
-  query and check uniqueness in another, then write the person, their membership and the audit
-  entry in one transaction of five statements (on SQLite queued for the one writing
-  connection). The 2 cores are shared with the benchmark's 8 clients. Profiled on SQLite, about
-  half of the request threads' time is spent switching threads: sqlx runs each SQLite
-  connection on a thread of its own and hands it every statement and every row. That handing
-  over, not the SQL, is where the remaining gap to 2,000/s lies.
+  query, then write. On PostgreSQL the person, their membership and the audit entry are one
+  statement (data-modifying CTEs) with no transaction around it, and a pooled connection is
+  tested only after 5 s idle, not before every query. On SQLite they are one transaction of
+  three calls on the writing connection (the person's row; then the memberships and the audit
+  entry together). Uniqueness is checked by the insert itself (the fields are checked only
+  after a clash, to report every clash at once), and the answer is built from what was written
+  instead of read back. On SQLite about half of the request threads' time still goes to
+  switching threads: sqlx runs each SQLite connection on a thread of its own and hands it every
+  statement.
 - **Hashing ratios (W1, W2 with passwords)** divide a throughput by a single-hash time
-  measured on the same shared machine, which moves by 10–20% from run to run. W2's
-  with-password files ran at 112–132 rows/s in the run below against a hash timed at 12.6–12.7
-  ms (71–83%), and at about 120 rows/s in the run before against 14.2–15.3 ms (83–94%).
+  measured alone on the same shared machine, which moves by about 10% from run to run
+  (12.6–15.3 ms in the last runs). Two hashes at once on the 2 cores take about 7% longer each
+  than one alone (14.5 against 13.5 ms, measured with the same crate and parameters), so a
+  server doing nothing but hashing would reach about 93% of this limit; the request and store
+  work and the benchmark's 8 clients share the same 2 cores.
 
 ## How it runs
 
