@@ -60,6 +60,11 @@ async fn found(node: &Usher, q: &str, filter: UserFilter) -> (u64, Vec<String>) 
 
 /// Imports `rows` generated people through the API, run in steps of 7 rows.
 async fn import_people(app: &TestApp, rows: usize) {
+    import_people_named(app, rows, "Stone").await;
+}
+
+/// The same people with last names starting with `last` (changed ones are updated).
+async fn import_people_named(app: &TestApp, rows: usize, last: &str) {
     let mut csv = String::from("userName,firstName,lastName,password,email\n");
     for i in 0..rows {
         let name = ["bavo", "lina", "terma", "rist", "nabo"][i % 5];
@@ -69,7 +74,7 @@ async fn import_people(app: &TestApp, rows: usize) {
             .map(|&b| b as char)
             .collect();
         csv.push_str(&format!(
-            "person.{i},{}{suffix},Stone{name},,person.{i}@example.test\n",
+            "person.{i},{}{suffix},{last}{name},,person.{i}@example.test\n",
             name.to_uppercase()
         ));
     }
@@ -118,6 +123,11 @@ on_both_backends! {
         let (status, body) = api.delete("/api/v1/users/ana.vito").await;
         assert!(status.is_success(), "{status} {body}");
         assert_eq!(found(&other, "ana", UserFilter::default()).await.0, 0);
+
+        // An import that changes people: the step stamps its updates itself.
+        import_people_named(&app, 30, "Marble").await;
+        assert_eq!(found(&other, "marble", UserFilter::default()).await.0, 30);
+        assert_eq!(found(&other, "stone", UserFilter::default()).await.0, 0);
     }
 
     async fn the_index_answers_as_the_store_s_sql_does(db) {

@@ -284,6 +284,9 @@ impl StepSql {
             sets.push_str(", change_seq = $2 + j.ord + 1");
             (", change_seq", ", $2 + j.ord + 1")
         } else {
+            // PostgreSQL: the transaction's id, which the update trigger would set row by row
+            // (a PL/pgSQL call each); it leaves alone a row whose number changed (`..09`).
+            sets.push_str(", change_seq = pg_current_xact_id()::text::bigint");
             ("", "")
         };
         Self {
