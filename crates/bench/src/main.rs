@@ -111,7 +111,14 @@ fn locate_usher(args: &Args) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The commit the run is on, read once when it starts: the document the run writes (after
+/// each store) is itself a local change, which must not mark the commit as changed.
 fn git_commit() -> Option<String> {
+    static COMMIT: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    COMMIT.get_or_init(read_git_commit).clone()
+}
+
+fn read_git_commit() -> Option<String> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "--short", "HEAD"])
         .output()
@@ -139,6 +146,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         );
     }
     let binary = locate_usher(&args)?;
+    git_commit();
     let mut plan = if args.quick {
         Plan::quick()
     } else {
