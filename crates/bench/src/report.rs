@@ -366,9 +366,8 @@ errors, a job fails, a search total is not exact, the server dies).
 - **Creations without password (W1b)** read the caller, their token and their role in one
   query, then write. On PostgreSQL the person, their membership and the audit entry are one
   statement (data-modifying CTEs) with no transaction around it, and a pooled connection is
-  tested only after 5 s idle, not before every query. On SQLite they are one transaction of
-  three calls on the writing connection (the person's row; then the memberships and the audit
-  entry together). Uniqueness is checked by the insert itself (the fields are checked only
+  tested only after 5 s idle, not before every query. On SQLite they are one transaction whose
+  statements reach the writing connection in one call (sqlx runs them in turn). Uniqueness is checked by the insert itself (the fields are checked only
   after a clash, to report every clash at once), and the answer is built from what was written
   instead of read back. On SQLite about half of the request threads' time still goes to
   switching threads: sqlx runs each SQLite connection on a thread of its own and hands it every

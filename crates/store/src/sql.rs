@@ -105,24 +105,27 @@ fn membership_and_audit_placeholders(
     (pairs, std::array::from_fn(|i| audit + i))
 }
 
-/// SQLite: the person's row; then, in one more call, one insert per membership of the person
-/// `$1` and the audit entry's (sqlx runs each statement of a text in turn, `$N` being the N-th
-/// argument in every one).
-pub fn insert_person_sqlite(memberships: usize) -> (String, String) {
+/// SQLite: the person's row, their memberships and the audit entry as statements run in turn in
+/// one call (sqlx runs each statement of a text, `$N` being the N-th argument in every one),
+/// answering the new id from the first; none when the username is reserved (and what the other
+/// statements wrote is rolled back with the transaction). An unknown group gives a NULL group
+/// id, which fails its statement.
+pub fn insert_person_sqlite(memberships: usize) -> String {
     let (pairs, [at, actor, action, target, details]) =
-        membership_and_audit_placeholders(2, memberships);
-    let mut rest = String::new();
+        membership_and_audit_placeholders(25, memberships);
+    let mut sql = format!("{INSERT_PERSON_ROW} RETURNING id; ");
     for (group, role) in pairs {
-        rest.push_str(&format!(
+        sql.push_str(&format!(
             "INSERT INTO memberships (person_id, group_id, role) \
-             SELECT $1, id, ${role} FROM user_groups WHERE path = ${group}; "
+             SELECT p.id, (SELECT g.id FROM user_groups g WHERE g.path = ${group}), ${role} \
+             FROM people p WHERE p.username = $1; "
         ));
     }
-    rest.push_str(&format!(
+    sql.push_str(&format!(
         "INSERT INTO audit_log (at, actor, action, target, details) \
          VALUES (${at}, ${actor}, ${action}, ${target}, ${details})"
     ));
-    (format!("{INSERT_PERSON_ROW} RETURNING id"), rest)
+    sql
 }
 
 /// PostgreSQL: the person's row, their memberships and the audit entry in one statement
@@ -164,8 +167,8 @@ pub fn insert_person_postgres(memberships: usize) -> String {
 /// (milliseconds, or `None`) sets the last login and the joining time of someone who joins as
 /// they are created.
 ///
-/// A creation is a write an administrator waits on: it takes as few calls to the database as
-/// each backend allows (SQLite: two; PostgreSQL: one).
+/// A creation is a write an administrator waits on: it takes one call to the database on
+/// either backend.
 macro_rules! insert_new_person {
     ($tx:ident, $new:expr, $joined_at:expr, $audit:expr) => {{
         let new: &::usher_core::store::NewPerson = $new;
@@ -226,20 +229,14 @@ macro_rules! insert_new_person {
             || $crate::sql_store::backend(format!("unknown group among {:?}", new.memberships));
         let wanted = new.memberships.len() as i64;
         if $crate::sql_store::runs_several_statements_per_call(&*$tx) {
-            let (row_sql, rest_sql) = $crate::sql::insert_person_sqlite(new.memberships.len());
-            let id: Option<i64> = bind_row!(sqlx::query_scalar(&row_sql))
-                .fetch_optional(&mut *$tx)
+            let sql = $crate::sql::insert_person_sqlite(new.memberships.len());
+            // Every statement must run: `fetch_all`, not `fetch_optional`, which would stop
+            // at the first row.
+            let ids: Vec<i64> = bind_rest!(bind_row!(sqlx::query_scalar(&sql)))
+                .fetch_all(&mut *$tx)
                 .await
                 .map_err($crate::sql_store::db_error)?;
-            let id = id.ok_or_else(reserved)?;
-            let done = bind_rest!(sqlx::query(&rest_sql).bind(id))
-                .execute(&mut *$tx)
-                .await
-                .map_err($crate::sql_store::db_error)?;
-            if done.rows_affected() as i64 != wanted + 1 {
-                return Err(unknown_group());
-            }
-            id
+            ids.first().copied().ok_or_else(reserved)?
         } else {
             let sql = $crate::sql::insert_person_postgres(new.memberships.len());
             let row: Option<(i64, i64)> = bind_rest!(bind_row!(sqlx::query_as(&sql)))
