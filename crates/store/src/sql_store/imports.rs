@@ -1121,22 +1121,24 @@ impl SqlStore {
     ) -> StoreResult<ImportJob> {
         let written = on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
-            let done = sqlx::query(
+            // How many people the job wrote comes back with the change.
+            let written: Option<i64> = sqlx::query_scalar(
                 "UPDATE import_jobs SET state = $1, error = $2, finished_at = $3, \
                  lease_token = NULL, lease_until = NULL \
-                 WHERE id = $4 AND lease_token = $5 AND state = 'running'",
+                 WHERE id = $4 AND lease_token = $5 AND state = 'running' \
+                 RETURNING created + updated",
             )
             .bind(state.as_str())
             .bind(error)
             .bind(to_millis(at))
             .bind(job_id)
             .bind(lease_token)
-            .execute(&mut *tx)
+            .fetch_optional(&mut *tx)
             .await
             .map_err(db_error)?;
-            if done.rows_affected() != 1 {
+            let Some(written) = written else {
                 return Err(StoreError::NotFound);
-            }
+            };
             // The file is no longer needed (the report stays): a 500 MB upload does not
             // weigh on the database forever.
             for table in ["import_chunks", "import_invites"] {
@@ -1147,12 +1149,6 @@ impl SqlStore {
                     .map_err(db_error)?;
             }
             insert_audit!(&mut *tx, audit)?;
-            let written: i64 =
-                sqlx::query_scalar("SELECT created + updated FROM import_jobs WHERE id = $1")
-                    .bind(job_id)
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_error)?;
             tx.commit().await.map_err(db_error)?;
             Ok::<i64, StoreError>(written)
         })?;
