@@ -445,22 +445,33 @@ struct NewMembershipJson<'a> {
     role: &'a str,
 }
 
-/// The memberships of the people a step created, given the ids their insert returned.
-fn new_memberships_json(step: &ImportStep, ids: &[(i64, String)]) -> Option<String> {
+/// The memberships of the people a step created, `(person id, group path, role)`, given the
+/// ids their insert returned.
+fn new_memberships<'a>(
+    step: &'a ImportStep,
+    ids: &[(i64, String)],
+) -> Vec<(i64, &'a str, &'a str)> {
     let ids: std::collections::HashMap<&str, i64> =
         ids.iter().map(|(id, u)| (u.as_str(), *id)).collect();
-    let rows: Vec<NewMembershipJson> = step
-        .creates
+    step.creates
         .iter()
         .filter_map(|n| ids.get(n.username.as_str()).map(|id| (*id, n)))
         .flat_map(|(person_id, n)| {
             n.memberships
                 .iter()
-                .map(move |(group, role)| NewMembershipJson {
-                    person_id,
-                    grp: group,
-                    role,
-                })
+                .map(move |(group, role)| (person_id, group.as_str(), role.as_str()))
+        })
+        .collect()
+}
+
+/// [`new_memberships`] as the JSON array SQLite's statement reads.
+fn new_memberships_json(step: &ImportStep, ids: &[(i64, String)]) -> Option<String> {
+    let rows: Vec<NewMembershipJson> = new_memberships(step, ids)
+        .into_iter()
+        .map(|(person_id, grp, role)| NewMembershipJson {
+            person_id,
+            grp,
+            role,
         })
         .collect();
     non_empty(rows)

@@ -5,13 +5,11 @@
 //! (20,000 rows of the person's 23 fields: 113 ms to parse the JSON, 19 ms to unnest arrays,
 //! measured here), and a 2,000-row step spent a third of its people insert parsing.
 
-use std::collections::HashMap;
-
 use usher_core::clock::to_millis;
 use usher_core::import::ImportStep;
 use usher_core::store::{NewPerson, StoreResult};
 
-use super::{new_memberships_json, PreparedStepRows, StepJson, StepSql};
+use super::{new_memberships, new_memberships_json, PreparedStepRows, StepJson, StepSql};
 use crate::sql::DerivedColumns;
 use crate::sql_store::{db_error, WriteTransaction, WriteTx};
 
@@ -164,18 +162,10 @@ impl StepRows for sqlx::Postgres {
         step: &ImportStep,
         ids: &[(i64, String)],
     ) -> StoreResult<()> {
-        let ids: HashMap<&str, i64> = ids.iter().map(|(id, u)| (u.as_str(), *id)).collect();
-        let (mut person_ids, mut groups, mut roles) = (Vec::new(), Vec::new(), Vec::new());
-        for new in &step.creates {
-            let Some(id) = ids.get(new.username.as_str()) else {
-                continue;
-            };
-            for (group, role) in &new.memberships {
-                person_ids.push(*id);
-                groups.push(group.as_str());
-                roles.push(role.as_str());
-            }
-        }
+        let rows = new_memberships(step, ids);
+        let person_ids: Vec<i64> = rows.iter().map(|(id, _, _)| *id).collect();
+        let groups: Vec<&str> = rows.iter().map(|(_, group, _)| *group).collect();
+        let roles: Vec<&str> = rows.iter().map(|(_, _, role)| *role).collect();
         if person_ids.is_empty() {
             return Ok(());
         }
@@ -200,6 +190,14 @@ impl StepRows for sqlx::Postgres {
         if audits.is_empty() {
             return Ok(());
         }
+        let computed: Vec<String>;
+        let details: &[String] = match PreparedStepRows::of(step) {
+            Some(PreparedStepRows::Columns { details, .. }) => details,
+            _ => {
+                computed = audits.iter().map(|a| a.details.to_string()).collect();
+                &computed
+            }
+        };
         sqlx::query(&sql.insert_audit)
             .bind(audits.iter().map(|a| to_millis(a.at)).collect::<Vec<i64>>())
             .bind(
@@ -215,10 +213,7 @@ impl StepRows for sqlx::Postgres {
                     .map(|a| a.target.as_deref())
                     .collect::<Vec<Option<&str>>>(),
             )
-            .bind(match PreparedStepRows::of(step) {
-                Some(PreparedStepRows::Columns { details, .. }) => details.clone(),
-                _ => audits.iter().map(|a| a.details.to_string()).collect(),
-            })
+            .bind(details)
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
