@@ -585,7 +585,8 @@ struct StepJson<'a> {
 
 impl<'a> StepJson<'a> {
     fn new(step: &'a ImportStep, pool: &Pool) -> Self {
-        let json_rows = matches!(pool, Pool::Sqlite(_));
+        let step_rows_as_json = matches!(pool, Pool::Sqlite(_));
+        // The statements of `StepRows` read JSON on SQLite only (column arrays on PostgreSQL).
         let (people, updates, audits) = match PreparedStepRows::of(step) {
             Some(PreparedStepRows::Json {
                 people,
@@ -597,12 +598,12 @@ impl<'a> StepJson<'a> {
                 audits.as_deref().map(Cow::Borrowed),
             ),
             _ => (
-                json_rows
+                step_rows_as_json
                     .then(|| people_json(&step.creates))
                     .flatten()
                     .map(Cow::Owned),
                 updates_json(&step.updates).map(Cow::Owned),
-                (json_rows && !step.audits.is_empty())
+                (step_rows_as_json && !step.audits.is_empty())
                     .then(|| Cow::Owned(audit_json(&step.audits))),
             ),
         };
