@@ -585,8 +585,8 @@ struct StepJson<'a> {
 
 impl<'a> StepJson<'a> {
     fn new(step: &'a ImportStep, pool: &Pool) -> Self {
-        let step_rows_as_json = matches!(pool, Pool::Sqlite(_));
         // The statements of `StepRows` read JSON on SQLite only (column arrays on PostgreSQL).
+        let step_rows_as_json = matches!(pool, Pool::Sqlite(_));
         let (people, updates, audits) = match PreparedStepRows::of(step) {
             Some(PreparedStepRows::Json {
                 people,
