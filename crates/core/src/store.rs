@@ -546,6 +546,10 @@ pub trait Store: Send + Sync + 'static {
     /// the batch names groups: only then are they read), the owners of its addresses, which
     /// usernames were deleted, which groups exist.
     async fn import_lookup(&self, keys: &ImportKeys) -> StoreResult<ImportLookup>;
+    /// How many rows of a file an import reads, looks up and plans at a time: what suits this
+    /// store's writes (each batch is written as one step, or several when it brings many
+    /// passwords), against the memory each batch in flight holds.
+    fn import_batch_rows(&self) -> usize;
     /// Prepares the form in which a step's `creates`, `updates` and `audits` are written (the
     /// part of a step's work that needs no database), so that it can be done ahead of the
     /// step's turn to commit ([`ImportStep::prepared`]). `None`: nothing to prepare.

@@ -1026,6 +1026,10 @@ impl Store for SqlStore {
         self.lookup_for_import(keys).await
     }
 
+    fn import_batch_rows(&self) -> usize {
+        self.import_batch_rows()
+    }
+
     fn prepare_import_rows(
         &self,
         creates: &[&NewPerson],

@@ -76,7 +76,7 @@ async fn an_uploaded_file_is_followed_to_the_end_and_its_report_downloaded() {
             ImportWorkerOptions {
                 poll_interval: Duration::from_millis(200),
                 run: RunOptions {
-                    batch_size: 10,
+                    batch_size: Some(10),
                     ..RunOptions::default()
                 },
                 ..ImportWorkerOptions::for_node("browser-test".into())

@@ -17,7 +17,7 @@ const LEASE: Duration = Duration::minutes(2);
 /// Small steps, so that a few rows make several of them.
 fn options(batch_size: usize) -> RunOptions {
     RunOptions {
-        batch_size,
+        batch_size: Some(batch_size),
         ..RunOptions::default()
     }
 }

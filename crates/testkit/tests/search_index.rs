@@ -88,7 +88,7 @@ async fn import_people_named(app: &TestApp, rows: usize, last: &str) {
         .await;
     assert_eq!(status, StatusCode::ACCEPTED, "{body}");
     let options = RunOptions {
-        batch_size: 7,
+        batch_size: Some(7),
         ..RunOptions::default()
     };
     run_pending_imports(&app.usher, "test-node", Duration::minutes(2), options)

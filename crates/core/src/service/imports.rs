@@ -229,8 +229,9 @@ impl ImportUpload {
 /// How a run paces itself and when it stops early.
 #[derive(Clone)]
 pub struct RunOptions {
-    /// Rows per batch (one store lookup, then steps of at most this many rows).
-    pub batch_size: usize,
+    /// Rows per batch (one store lookup, then steps of at most this many rows); `None`: the
+    /// store's choice ([`Store::import_batch_rows`]).
+    pub batch_size: Option<usize>,
     /// At most this many passwords hashed per step, so that steps (and progress) stay short
     /// when every row brings a password.
     pub password_batch: usize,
@@ -249,7 +250,7 @@ impl Default for RunOptions {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
-            batch_size: 2000,
+            batch_size: None,
             password_batch: (cores * 8).max(8),
             lease: Duration::minutes(2),
             stop: None,
@@ -695,7 +696,11 @@ impl Engine<'_> {
         let handle = tokio::runtime::Handle::current();
         let skip = self.counts.processed;
         let capacity = usize::try_from(self.counts.rows).unwrap_or(0);
-        let batch_size = self.options.batch_size.max(1);
+        let batch_size = self
+            .options
+            .batch_size
+            .unwrap_or_else(|| self.usher.store.import_batch_rows())
+            .max(1);
         let reader = tokio::task::spawn_blocking(move || {
             read_rows(handle, source, skip, capacity, batch_size, tx)
         });
