@@ -329,31 +329,42 @@ errors, a job fails, a search total is not exact, the server dies).
   one 19 MiB Argon2 block and giving it back after 2 s idle (so W0's idle memory holds none).
   The hashing limit is the ceiling; what is left below it is the request and store work done on
   the same 2 cores, and the benchmark's own client.
-- **Imports (W2)** run in steps of 2,000 rows, each one transaction of a few set-based
-  statements, audited row by row. While a step commits, the next batch is read, looked up,
-  planned and prepared in the store's form (SQLite: the rows' JSON; PostgreSQL: their derived
-  search columns), and a step's rows move into it rather than being copied, so that the writer
-  waits on nothing but the database. On SQLite the steps are written by one connection kept for
-  writes (a 16 MiB page cache that keeps the index pages from one step to the next), a step
-  stamps the change feed itself, and its JSON is read once per row in SQLite's binary form. On
-  PostgreSQL the new people, their memberships and audit entries are bound as one array per
-  column (`unnest`, which PostgreSQL decodes far faster than it parses JSON text), and after a
-  large import only the change number's statistics are refreshed, once the job has ended.
+- **Imports (W2)** run in batches whose size the store chooses (SQLite 4,000 rows, PostgreSQL
+  2,000), each written as one transaction of a few set-based statements, audited row by row.
+  While a step commits, the next batch is read, looked up, planned and prepared in the store's
+  form (SQLite: the rows' JSON; PostgreSQL: their derived search columns), and a step's rows
+  move into it rather than being copied, so that the writer waits on nothing but the database
+  (timed: it waited on the planner a few µs a step). On SQLite the steps are written by one
+  connection kept for writes (a 16 MiB page cache that keeps the index pages from one step to
+  the next), a step stamps the change feed itself, its JSON is read once per row in SQLite's
+  binary form, and the WAL is checkpointed at 128 MiB (every eleventh 2,000-row step at 100,000
+  people rather than every third: a checkpoint copies each page once, and the steps dirty the
+  same index pages again and again). The server has glibc map blocks from 128 KiB and give them
+  back when freed, which took a 1,000,000-row import's peak from 209 to 180 MiB and pays for
+  SQLite's larger batches. On PostgreSQL the new people, their memberships and audit entries are
+  bound as one array per column (`unnest`, which PostgreSQL decodes far faster than it parses
+  JSON text), and after a large import only the change number's statistics are refreshed, once
+  the job has ended.
   Where SQLite falls short of 50,000 rows/s (20 µs a row) is the single writer's own work.
-  Timed per 2,000-row step at 100,000 people: 49–53 ms to insert into `people` (the username,
+  Timed per 2,000-row step at 100,000 people: 34–48 ms to insert into `people` (the username,
   email and last-name indexes take rows in random order, so a step dirties most of their leaf
-  pages), 13–14 ms for the audit entries (five indexes), 4–5 ms for the memberships and 18 ms
-  to commit (the WAL write of those pages; 80–90 ms on the steps that checkpoint): about 43 µs a
-  row on one thread, a ceiling near 23,000 rows/s before anything else is done, and SQLite has
-  one writer, so the second core cannot share it. The same schema filled without Usher, from
-  Python's `sqlite3` (SQLite 3.40) in 2,000-row transactions, took about 70 µs a row. Measured
-  and not kept: no checkpoints at all (+15%, and a WAL without bound), checkpoints in the
-  background on another connection (within noise), rows sorted by username within a step (no
-  change), 16 KiB pages (imports about 20% faster, single creations 40% slower, every commit
-  writing whole pages), 5,000-row steps (12–23% faster, 80 MiB more memory while importing
-  300,000 rows, which W5 cannot spare). On PostgreSQL each row of `people` updates five indexes
-  and each membership is checked against two foreign keys (7 of a membership's 9 µs, measured
-  in `psql`).
+  pages), 10–12 ms for the audit entries (five indexes), 4 ms for the memberships and 11–14 ms
+  to commit (the WAL write of those pages), plus the checkpoint (130 ms every eleventh step):
+  about 36 µs a row on one thread, and SQLite has one writer, so the second core cannot share
+  it. The engine alone does not reach the target either: the same schema filled without Usher,
+  from Python (SQLite 3.51, the same JSON statement for `people`, the audit entries, no
+  memberships) in 2,000-row transactions, ran at 39,000–45,000 rows/s at 100,000 people (people
+  15 µs a row, audit 2.5, commit 6–7), and at 48,000 with the last-name index and the audit
+  log's time index dropped. Measured and not kept: no checkpoints at all (+15%, and a WAL
+  without bound), checkpoints in the background on another connection (within noise), rows
+  sorted by username within a step (no change), the new people bound as multi-row `VALUES`
+  instead of JSON (no faster), a larger row buffer between sqlx's SQLite thread and the server
+  (no change), glibc limited to two heaps (15% slower), mimalloc (twice the memory at 10,000
+  rows), 16 KiB pages (imports about 20% faster, single creations 40% slower, every commit
+  writing whole pages), 5,000-row batches (33,000–35,000 rows/s at 100,000 people, but a
+  1,000,000-row import then peaked at 242 MiB, too near W5's 256). On PostgreSQL each row of
+  `people` updates five indexes and each membership is checked against two foreign keys (7 of a
+  membership's 9 µs, measured in `psql`); 4,000-row batches were 2–4% faster there, for 40 MiB.
 - **The 1,000-row files of W2 (update, unchanged)** are done in 20–70 ms, 15–20 ms of which is
   the job itself whatever its size: the upload stored, the job queued and claimed, its file
   read back, its end committed, and the benchmark's poll. The unchanged file stays near 45,000
