@@ -718,19 +718,15 @@ impl Engine<'_> {
         // The unknown-columns warning belongs to the first step of the job, only.
         let mut file_issues = Vec::new();
         // The batch being planned while the one before it commits.
-        let mut planning: Option<JoinHandle<Result<Vec<PlannedStep>, ServiceError>>> = None;
+        let mut planning: Option<Planning> = None;
         loop {
             let produced = rx.recv().await;
             if let Some(Produced::Batch(rows)) = produced {
-                let planner = self.planner()?;
-                let next = tokio::spawn(planner.steps(rows));
+                let next = self.planner()?.start(rows);
                 if let Some(ended) = self
                     .commit_planned(planning.replace(next), &mut file_issues)
                     .await?
                 {
-                    if let Some(task) = planning.take() {
-                        task.abort();
-                    }
                     return Ok(ended);
                 }
                 continue;
@@ -779,20 +775,18 @@ impl Engine<'_> {
         })
     }
 
-    /// Commits the steps of a planned batch, in order; `Some` when the run ends here.
+    /// Commits the steps of a batch in order, each as soon as it is planned; `Some` when the
+    /// run ends here.
     async fn commit_planned(
         &mut self,
-        planned: Option<JoinHandle<Result<Vec<PlannedStep>, ServiceError>>>,
+        planning: Option<Planning>,
         file_issues: &mut Vec<ImportIssue>,
     ) -> Result<Option<Ended>, ServiceError> {
-        let Some(task) = planned else {
+        let Some(mut planning) = planning else {
             return Ok(None);
         };
-        let steps = task
-            .await
-            .map_err(|e| ServiceError::Internal(format!("planning a batch failed: {e}")))??;
-        for step in steps {
-            match self.commit(step, std::mem::take(file_issues)).await {
+        while let Some(step) = planning.steps.recv().await {
+            match self.commit(step?, std::mem::take(file_issues)).await {
                 Ok(()) => {}
                 Err(Halt::LeaseLost) => return Ok(Some(Ended::LeaseLost)),
                 Err(Halt::Error(e)) => return Err(e),
@@ -801,6 +795,10 @@ impl Engine<'_> {
                 return Ok(Some(Ended::Stopped));
             }
         }
+        // Every step arrived, unless the planner panicked.
+        (&mut planning.task)
+            .await
+            .map_err(|e| ServiceError::Internal(format!("planning a batch failed: {e}")))?;
         Ok(None)
     }
 
@@ -988,6 +986,19 @@ impl Engine<'_> {
     }
 }
 
+/// A batch being planned on its own task, its steps arriving as they are ready. Dropping it
+/// stops the planning (a run that ends early).
+struct Planning {
+    steps: mpsc::Receiver<Result<PlannedStep, ServiceError>>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Planning {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 /// Plans batches and prepares their rows: the part of a run that only reads the store, so
 /// that it can go on for the next batch (its own task) while the previous step commits.
 #[derive(Clone)]
@@ -1002,11 +1013,28 @@ struct Planner {
 }
 
 impl Planner {
-    /// A batch as the steps to commit: at most `password_batch` new passwords each, so that
-    /// steps stay short when every row brings a password.
-    async fn steps(self, rows: Vec<ParsedRow>) -> Result<Vec<PlannedStep>, ServiceError> {
+    /// Plans a batch on its own task, handing its steps over one by one.
+    fn start(self, rows: Vec<ParsedRow>) -> Planning {
+        // One step ready ahead of the one committing: enough to keep the writer busy, and a
+        // batch of passwords is not all hashed (and held) before its first step commits.
+        let (tx, steps) = mpsc::channel(1);
+        let task = tokio::spawn(async move {
+            if let Err(e) = self.steps(rows, &tx).await {
+                let _ = tx.send(Err(e)).await;
+            }
+        });
+        Planning { steps, task }
+    }
+
+    /// A batch as the steps to commit, sent as each is ready: at most `password_batch` new
+    /// passwords each, so that steps, and the progress they report, stay short when every row
+    /// brings a password. Stops when the receiver is gone.
+    async fn steps(
+        &self,
+        rows: Vec<ParsedRow>,
+        tx: &mpsc::Sender<Result<PlannedStep, ServiceError>>,
+    ) -> Result<(), ServiceError> {
         let planned = self.plan(rows).await?;
-        let mut steps = Vec::new();
         let mut slice = Vec::new();
         let mut passwords = 0;
         let mut planned = planned.into_iter().peekable();
@@ -1017,11 +1045,13 @@ impl Planner {
             slice.push(row);
             if passwords >= self.password_batch || planned.peek().is_none() {
                 let rows = self.prepare(std::mem::take(&mut slice)).await?;
-                steps.push(self.planned_step(rows));
+                if tx.send(Ok(self.planned_step(rows))).await.is_err() {
+                    return Ok(());
+                }
                 passwords = 0;
             }
         }
-        Ok(steps)
+        Ok(())
     }
 
     /// A step's rows, with what they write prepared in the store's form unless nothing will
