@@ -305,13 +305,32 @@ enum Kind {
 }
 
 /// The usernames and emails of the rows read so far, as 64-bit hashes with the line where
-/// each first appeared: 16 bytes a key instead of the text, so that a million-row file costs
-/// tens of megabytes, not the file. Two different keys hashing alike (odds about n²/2⁶⁵) would
+/// each first appeared: 12 bytes a key instead of the text, so that a million-row file costs
+/// tens of megabytes, not the file (two tables of 2²¹ slots: 55 MB, against 71 MB when an
+/// entry was a `(u64, u32)`, which alignment pads to 16 bytes). Two different keys hashing alike (odds about n²/2⁶⁵) would
 /// report a false duplicate; the hash is fixed, so a resumed job finds the same ones.
 #[derive(Default)]
 pub struct SeenKeys {
-    usernames: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
-    emails: HashMap<u64, u32, BuildHasherDefault<KeyHasher>>,
+    usernames: HashMap<KeyHash, u32, BuildHasherDefault<KeyHasher>>,
+    emails: HashMap<KeyHash, u32, BuildHasherDefault<KeyHasher>>,
+}
+
+/// A key's 64-bit hash as two halves: aligned to 4 bytes, so that an entry with its line
+/// takes 12.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct KeyHash([u32; 2]);
+
+impl KeyHash {
+    fn of(hash: u64) -> Self {
+        // Truncations intended: the low and the high half.
+        Self([hash as u32, (hash >> 32) as u32])
+    }
+}
+
+impl Hash for KeyHash {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(u64::from(self.0[0]) | (u64::from(self.0[1]) << 32));
+    }
 }
 
 impl SeenKeys {
@@ -346,7 +365,7 @@ impl SeenKeys {
             Kind::Email => &mut self.emails,
         };
         let line = u32::try_from(line).unwrap_or(u32::MAX);
-        match map.entry(h.finish()) {
+        match map.entry(KeyHash::of(h.finish())) {
             std::collections::hash_map::Entry::Occupied(e) => Some(u64::from(*e.get())),
             std::collections::hash_map::Entry::Vacant(e) => {
                 e.insert(line);

@@ -692,7 +692,9 @@ struct Engine<'a> {
 
 impl Engine<'_> {
     async fn run(&mut self, source: Box<dyn ChunkSource>) -> Result<Ended, ServiceError> {
-        let (tx, mut rx) = mpsc::channel(2);
+        // One batch read ahead of the one being planned (itself ahead of the one committing):
+        // parsing is far quicker than writing, and each batch held costs memory.
+        let (tx, mut rx) = mpsc::channel(1);
         let handle = tokio::runtime::Handle::current();
         let skip = self.counts.processed;
         let capacity = usize::try_from(self.counts.rows).unwrap_or(0);
