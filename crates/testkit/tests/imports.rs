@@ -6,7 +6,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use time::Duration;
 use usher_core::audit::AuditFilter;
-use usher_core::import::ImportState;
+use usher_core::import::{ImportCounts, ImportState};
 use usher_core::service::{RunOptions, RunOutcome};
 use usher_server::imports::run_pending_imports;
 use usher_testkit::{on_both_backends, Api, TestApp};
@@ -492,6 +492,45 @@ on_both_backends! {
         assert_eq!(counts(&job), [11, 11, 11, 0, 0, 0, 0]);
         assert_eq!(people_count(&app).await, 1 + 11);
         assert_eq!(audit_count(&app, "user.create").await, 1 + 11, "one entry per person: no row applied twice");
+    }
+
+    async fn a_batch_of_passwords_commits_each_step_while_the_next_ones_hash(db) {
+        let app = TestApp::spawn(db).await;
+        let rows = 12;
+        let mut csv = format!("{MEEDS_HEADER}\n");
+        for i in 0..rows {
+            let name = letters(i);
+            csv.push_str(&format!("person.{i},First{name},Last{name},Vx7-{name}-Kq9-Lm,person.{i}@example.test\n"));
+        }
+        submit(&app, &csv).await;
+        let (job, lease) = app.usher.claim_import("node-a", LEASE, false).await.unwrap().unwrap();
+        // One batch of twelve rows, one password a step: twelve steps of one hash each.
+        let (progress, mut committed) = tokio::sync::watch::channel(ImportCounts::default());
+        let options = RunOptions {
+            batch_size: Some(100),
+            password_batch: 1,
+            progress: Some(progress),
+            ..RunOptions::default()
+        };
+        let usher = app.usher.clone();
+        let running = tokio::spawn(async move { usher.run_import(job, lease, options).await });
+
+        // Once the first step has committed, the clock moves: the rows planned from then on
+        // are created at the later time. The last row is planned nine hashes later at least
+        // (the planner is never more than two steps ahead); had the batch been planned whole
+        // before its first step, it would carry the earlier time.
+        committed.wait_for(|c| c.processed >= 1).await.unwrap();
+        app.clock.advance(Duration::seconds(30));
+        let outcome = running.await.unwrap().unwrap();
+
+        assert!(matches!(outcome, RunOutcome::Finished(_)), "{outcome:?}");
+        let created_at = |person: &Value| {
+            let text = person["created_at"].as_str().unwrap().to_owned();
+            time::OffsetDateTime::parse(&text, &time::format_description::well_known::Rfc3339).unwrap()
+        };
+        let first = created_at(&user(&app, "person.0").await);
+        let last = created_at(&user(&app, &format!("person.{}", rows - 1)).await);
+        assert_eq!(last - first, Duration::seconds(30));
     }
 
     async fn a_worker_that_lost_its_job_cannot_commit_to_it(db) {
