@@ -153,6 +153,9 @@ pub struct ImportUpdate {
     pub notices: Vec<NewOutboxMessage>,
     /// Disabled by this import: their sessions end.
     pub end_sessions: bool,
+    /// The address changed, not only its case: the store writes its key (a unique index's
+    /// entry) only then.
+    pub email_changed: bool,
 }
 
 /// A step's rows in the form its store writes them (for instance their JSON), made ahead of

@@ -1214,6 +1214,7 @@ impl Planner {
                     add_memberships: u.add_memberships,
                     notices,
                     end_sessions: u.disabled,
+                    email_changed: u.email_changed,
                 }));
             }
         }
@@ -1438,6 +1439,7 @@ mod tests {
             add_memberships: Vec::new(),
             notices: Vec::new(),
             end_sessions: true,
+            email_changed: false,
         };
         let mut first = row(2, Outcome::Created, Change::Create(Box::new(created)));
         first.audit = Some(audit("new.one"));

@@ -8,6 +8,7 @@ use usher_core::import::{
     ImportCounts, ImportIssue, ImportKeys, ImportLease, ImportState, ImportStep, ImportUpdate,
     NewImport, Severity,
 };
+use usher_core::people::Person;
 use usher_core::store::{Conflict, PersonUpdate, Store, StoreError};
 use usher_store::SqlStore;
 
@@ -177,6 +178,55 @@ usher_store::on_both_backends! {
         step_with_every_kind_of_row(&store, true).await;
     }
 
+    async fn a_step_changes_the_key_only_of_the_addresses_that_changed(db) {
+        // Two statements write a step's updates: one with the email's key, one without.
+        let store = db.store().await;
+        let moving = insert_named(&store, "moving.one").await;
+        let staying = insert_named(&store, "staying.one").await;
+        let id = queued_job(&store, 2).await;
+        store.claim_import(&lease("n", "tok", 5), at(0), None).await.unwrap();
+        let mut moved = PersonUpdate::from_person(&moving);
+        moved.email = "elsewhere@example.org".into();
+        let mut renamed = PersonUpdate::from_person(&staying);
+        renamed.last_name = "Renamed".into();
+        renamed.email = staying.email.to_uppercase();
+        let update = |person: &Person, update: PersonUpdate, email_changed: bool| ImportUpdate {
+            id: person.id,
+            username: person.username.clone(),
+            update,
+            add_memberships: Vec::new(),
+            notices: Vec::new(),
+            end_sessions: false,
+            email_changed,
+        };
+        let counts = ImportCounts { rows: 2, processed: 2, updated: 2, ..ImportCounts::default() };
+        let mut s = step(0, counts);
+        s.updates = vec![update(&staying, renamed, false), update(&moving, moved, true)];
+        let cursor = store.people_change_cursor().await.unwrap();
+
+        store.apply_import_step(id, "tok", &s).await.unwrap();
+
+        let moving_now = store.person_by_email("ELSEWHERE@example.org").await.unwrap().unwrap();
+        assert_eq!(moving_now.id, moving.id);
+        assert!(store.person_by_email(&moving.email).await.unwrap().is_none(), "the old address is free");
+        let staying_now = store.person_by_id(staying.id).await.unwrap().unwrap();
+        assert_eq!((staying_now.last_name.as_str(), staying_now.email.clone()), ("Renamed", staying.email.to_uppercase()));
+        assert_eq!(store.person_by_email(&staying.email).await.unwrap().unwrap().id, staying.id);
+        // Both are in the change feed, each under a number of its own, with its email's key.
+        let mut changed: Vec<(i64, String)> = store
+            .changed_people(&cursor, None, 100)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|p| (p.id, p.email_key))
+            .collect();
+        changed.sort_unstable();
+        assert_eq!(
+            changed,
+            [(moving.id, "elsewhere@example.org".to_owned()), (staying.id, staying.email.to_lowercase())]
+        );
+    }
+
     async fn a_step_is_refused_without_the_lease_or_at_the_wrong_progress(db) {
         let store = db.store().await;
         let id = queued_job(&store, 2).await;
@@ -332,6 +382,7 @@ async fn step_with_every_kind_of_row(store: &SqlStore, prepared: bool) {
         add_memberships: vec![(USERS.into(), "manager".into())],
         notices: Vec::new(),
         end_sessions: true,
+        email_changed: true,
     }];
     s.audits = vec![
         audit(actions::USER_CREATE, "new.comer", at(1)),
