@@ -126,11 +126,6 @@ const READER_CACHE_KIB: u32 = 1024;
 /// 40% slower, each commit writing whole pages; 4 KiB stays.)
 const WAL_CHECKPOINT_PAGES: u32 = 32768;
 
-/// Rows a connection's thread may hand over ahead of the task reading them (sqlx's default is
-/// 50). An import batch's lookup reads up to 4,000 people: with 50, the thread stopped every 50
-/// rows until the task caught up, and a 1,000-person lookup took 18–22 ms instead of 10–13.
-const ROW_BUFFER: usize = 4096;
-
 /// Opens the readers' pool and the writer's single connection.
 async fn open_sqlite(url: &str) -> Result<(sqlx::SqlitePool, sqlx::SqlitePool), ConnectError> {
     let options = SqliteConnectOptions::from_str(url)?
@@ -141,8 +136,7 @@ async fn open_sqlite(url: &str) -> Result<(sqlx::SqlitePool, sqlx::SqlitePool), 
         .synchronous(SqliteSynchronous::Normal)
         .busy_timeout(Duration::from_secs(10))
         .foreign_keys(true)
-        .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string())
-        .row_buffer_size(ROW_BUFFER);
+        .pragma("wal_autocheckpoint", WAL_CHECKPOINT_PAGES.to_string());
     let path = options.get_filename();
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !Path::new(dir).exists() {
