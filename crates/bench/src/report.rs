@@ -365,15 +365,24 @@ errors, a job fails, a search total is not exact, the server dies).
   1,000,000-row import then peaked at 242 MiB, too near W5's 256). On PostgreSQL each row of
   `people` updates five indexes and each membership is checked against two foreign keys (7 of a
   membership's 9 µs, measured in `psql`); 4,000-row batches were 2–4% faster there, for 40 MiB.
-- **The 1,000-row files of W2 (update, unchanged)** are done in 20–70 ms, 15–20 ms of which is
-  the job itself whatever its size: the upload stored, the job queued and claimed, its file
-  read back, its end committed, and the benchmark's poll. The unchanged file stays near 45,000
-  rows/s on both stores; the update file does not reach its target on either. Timed on
-  PostgreSQL, a 1,000-row update step spends 21 ms in its UPDATE (a changed last name moves
-  each row out of a heap-only update, so all five indexes of `people` take a new entry), 8 ms
-  writing the audit entries (each with the fields changed) and 4 ms reading the people first;
-  on SQLite, after the 100,000-row import, the step dirties index pages all over the store as
-  the insert does.
+- **The 1,000-row files of W2 (update, unchanged)** are done in 20–70 ms, 10–15 ms of which is
+  the job itself whatever its size: the upload stored, the job queued and claimed (5–7 ms
+  before it starts), its file read back, its end committed, and the benchmark's poll (4–9 ms
+  after it ends). The unchanged file stays near 45,000–55,000 rows/s on both stores; the update
+  file does not reach its target on either. Reading the 1,000 people first takes 18–22 ms on
+  SQLite (10–13 ms when sqlx's SQLite threads may hand over 4,096 rows ahead of the reading
+  task instead of 50, measured and not kept: the 1,000,000-row import then peaked at 254 MiB,
+  237 with 512 rows, against 228). A step's updates write the email's key only for the people
+  whose address changed: SQLite rewrites the entry of every index whose column a SET names,
+  changed or not (in Python on the same schema, 1,000 updates without the key took 17 ms
+  against 21 and committed in 19 ms against 27).
+  Timed on SQLite at 110,000 people, the update step spends 16 ms in its UPDATE, 6.5 ms
+  writing the audit entries (each with the fields changed) and 8 ms committing; about one job
+  in twenty also pays a checkpoint (150 ms more). On PostgreSQL it spends 22 ms in its UPDATE
+  (`EXPLAIN ANALYZE`: 7 ms finding the rows, 15 ms writing them; a changed last name moves each
+  row out of a heap-only update, so all five indexes of `people` take a new entry), 8 ms
+  writing the audit entries and 4 ms reading the people first; binding the rows as arrays
+  instead of JSON measured within noise in `psql`.
 - **Creations without password (W1b)** read the caller, their token and their role in one
   query, then write. On PostgreSQL the person, their membership and the audit entry are one
   statement (data-modifying CTEs) with no transaction around it, and a pooled connection is
