@@ -127,7 +127,13 @@ pub fn spawn_import_worker(usher: Usher, options: ImportWorkerOptions) -> Import
 
 async fn work(usher: Usher, options: ImportWorkerOptions, stop: Arc<AtomicBool>) {
     tracing::info!("import worker started as node {}", options.node);
-    let mut reclaim_own = true;
+    // Jobs still leased to this node's name were held by its previous run: they are taken back
+    // at once, and for as long as such a lease can last, not only on the first look. A job
+    // whose row the dead run's last transaction still locks (PostgreSQL ends it only when it
+    // notices the connection gone) is skipped by that look, and would otherwise wait for its
+    // lease to run out.
+    let started = Instant::now();
+    let reclaim_for = Duration::try_from(options.lease).unwrap_or_default();
     let mut last_purge: Option<Instant> = None;
     let mut failing = false;
     while !stop.load(Ordering::SeqCst) {
@@ -141,6 +147,7 @@ async fn work(usher: Usher, options: ImportWorkerOptions, stop: Arc<AtomicBool>)
             last_purge = Some(Instant::now());
         }
         let mut idle = true;
+        let reclaim_own = started.elapsed() < reclaim_for;
         match usher
             .claim_import(&options.node, options.lease, reclaim_own)
             .await
@@ -154,10 +161,7 @@ async fn work(usher: Usher, options: ImportWorkerOptions, stop: Arc<AtomicBool>)
                 };
                 run_logged(&usher, job, lease, run).await;
             }
-            Ok(None) => {
-                failing = false;
-                reclaim_own = false;
-            }
+            Ok(None) => failing = false,
             Err(e) => {
                 if !failing {
                     tracing::warn!("import worker: cannot look for jobs: {e}");

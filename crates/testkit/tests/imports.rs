@@ -4,12 +4,14 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
+use sqlx::Connection;
 use time::Duration;
 use usher_core::audit::AuditFilter;
 use usher_core::import::{ImportCounts, ImportState};
 use usher_core::service::{RunOptions, RunOutcome};
-use usher_server::imports::run_pending_imports;
-use usher_testkit::{on_both_backends, Api, TestApp};
+use usher_server::imports::{run_pending_imports, spawn_import_worker, ImportWorkerOptions};
+
+use usher_testkit::{on_both_backends, Api, TestApp, TestBackend};
 
 const MEEDS_HEADER: &str = "userName,firstName,lastName,password,email";
 const LEASE: Duration = Duration::minutes(2);
@@ -531,6 +533,53 @@ on_both_backends! {
         let first = created_at(&user(&app, "person.0").await);
         let last = created_at(&user(&app, &format!("person.{}", rows - 1)).await);
         assert_eq!(last - first, Duration::seconds(30));
+    }
+
+    async fn a_restarted_worker_takes_its_job_back_once_the_dead_run_lets_go_of_it(db) {
+        let app = TestApp::spawn(db).await;
+        let job = submit(&app, &generated(5)).await;
+        let id = job["id"].as_i64().unwrap();
+        // The run before the restart claimed it, and died: its lease holds for two minutes.
+        app.usher.claim_import("this-node", LEASE, false).await.unwrap().unwrap();
+        // On PostgreSQL its last transaction may still lock the job's row when the node is
+        // back, so that the first look skips the job.
+        let mut lock = None;
+        if app.db.backend == TestBackend::Postgres {
+            let mut conn = sqlx::PgConnection::connect(&app.db.url).await.unwrap();
+            sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+            sqlx::query("SELECT id FROM import_jobs WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            lock = Some(conn);
+        }
+
+        let worker = spawn_import_worker(
+            app.usher.clone(),
+            ImportWorkerOptions {
+                poll_interval: std::time::Duration::from_millis(50),
+                run: options(2),
+                ..ImportWorkerOptions::for_node("this-node".into())
+            },
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        if let Some(mut conn) = lock {
+            sqlx::query("ROLLBACK").execute(&mut conn).await.unwrap();
+        }
+
+        // The clock does not move: only taking its own job back can finish it.
+        let mut state = String::new();
+        for _ in 0..200 {
+            state = job_json(&app, id).await["state"].as_str().unwrap().to_owned();
+            if state == "done" {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        worker.shutdown().await;
+        assert_eq!(state, "done");
+        assert_eq!(people_count(&app).await, 1 + 5);
     }
 
     async fn a_worker_that_lost_its_job_cannot_commit_to_it(db) {
