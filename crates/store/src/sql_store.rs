@@ -1027,7 +1027,7 @@ impl Store for SqlStore {
     }
 
     fn import_batch_rows(&self) -> usize {
-        self.import_batch_rows()
+        self.batch_rows()
     }
 
     fn prepare_import_rows(

@@ -307,8 +307,9 @@ enum Kind {
 /// The usernames and emails of the rows read so far, as 64-bit hashes with the line where
 /// each first appeared: 12 bytes a key instead of the text, so that a million-row file costs
 /// tens of megabytes, not the file (two tables of 2²¹ slots: 55 MB, against 71 MB when an
-/// entry was a `(u64, u32)`, which alignment pads to 16 bytes). Two different keys hashing alike (odds about n²/2⁶⁵) would
-/// report a false duplicate; the hash is fixed, so a resumed job finds the same ones.
+/// entry was a `(u64, u32)`, which alignment pads to 16 bytes). Two different keys hashing
+/// alike (odds about n²/2⁶⁵) would report a false duplicate; the hash is fixed, so a resumed
+/// job finds the same ones.
 #[derive(Default)]
 pub struct SeenKeys {
     usernames: HashMap<KeyHash, u32, BuildHasherDefault<KeyHasher>>,

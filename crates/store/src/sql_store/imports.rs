@@ -695,7 +695,7 @@ const POSTGRES_BATCH_ROWS: usize = 2000;
 
 impl SqlStore {
     /// See [`usher_core::store::Store::import_batch_rows`].
-    pub(super) fn import_batch_rows(&self) -> usize {
+    pub(super) fn batch_rows(&self) -> usize {
         match self.writer() {
             Pool::Sqlite(_) => SQLITE_BATCH_ROWS,
             Pool::Postgres(_) => POSTGRES_BATCH_ROWS,
