@@ -303,7 +303,7 @@ issue 6, for this 2-core machine. The table below is the latest full run; run it
 
 ```sh
 cargo build --release --bin usher
-cargo run --release -p usher-bench -- --write docs/performance.md   # both stores; hours on 2 cores
+cargo run --release -p usher-bench -- --write docs/performance.md   # both stores; ~35 min on 2 cores
 cargo run --release -p usher-bench -- --backend sqlite --skip-1m     # quicker: SQLite, no 1M phase
 cargo run --release -p usher-bench -- --phase b --w2-password-cap 100  # one phase: b = W3, W4, W3m
 cargo run -p usher-bench -- --quick --usher target/debug/usher       # what CI runs (minutes, no targets)
@@ -358,8 +358,8 @@ errors, a job fails, a search total is not exact, the server dies).
   log's time index dropped. Measured and not kept: no checkpoints at all (+15%, and a WAL
   without bound), checkpoints in the background on another connection (within noise), rows
   sorted by username within a step (no change), the new people bound as multi-row `VALUES`
-  instead of JSON (no faster), a larger row buffer between sqlx's SQLite thread and the server
-  (no change), glibc limited to two heaps (15% slower), mimalloc (twice the memory at 10,000
+  instead of JSON (no faster), a larger row buffer between sqlx's SQLite threads and the server
+  (no change to creations; for lookups, see the 1,000-row files below), glibc limited to two heaps (15% slower), mimalloc (twice the memory at 10,000
   rows), 16 KiB pages (imports about 20% faster, single creations 40% slower, every commit
   writing whole pages), 5,000-row batches (33,000–35,000 rows/s at 100,000 people, but a
   1,000,000-row import then peaked at 242 MiB, too near W5's 256). On PostgreSQL each row of
