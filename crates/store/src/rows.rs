@@ -8,22 +8,28 @@ use usher_core::store::NewPerson;
 
 use crate::sql_store::backend;
 
-#[derive(sqlx::FromRow)]
+/// A person as read, from a row or (on SQLite, see [`crate::sql::people_as_json_array`]) from a
+/// JSON array of the same columns in the same order.
+#[derive(sqlx::FromRow, serde::Deserialize)]
 pub struct PersonRow {
     id: i64,
     username: String,
     first_name: String,
     last_name: String,
     email: String,
+    #[serde(deserialize_with = "sqlite_bool")]
     enabled: bool,
     kind: String,
     source: String,
+    #[serde(deserialize_with = "sqlite_bool")]
     super_user: bool,
     created_at: i64,
     last_login_at: Option<i64>,
     invited_at: Option<i64>,
     joined_at: Option<i64>,
+    #[serde(deserialize_with = "sqlite_bool")]
     has_password: bool,
+    #[serde(deserialize_with = "sqlite_bool")]
     password_temporary: bool,
     position: Option<String>,
     organization: Option<String>,
@@ -37,6 +43,12 @@ pub struct PersonRow {
     invitation_attempts: Option<i64>,
     invitation_error: Option<String>,
     invitation_sent_at: Option<i64>,
+}
+
+/// SQLite stores a boolean as the integer 0 or 1, and its JSON functions write it so.
+fn sqlite_bool<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    let n: i64 = serde::Deserialize::deserialize(deserializer)?;
+    Ok(n != 0)
 }
 
 impl TryFrom<PersonRow> for Person {

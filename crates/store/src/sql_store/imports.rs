@@ -31,7 +31,10 @@ use step_rows::StepRows;
 mod step_rows;
 use crate::pool::{on_pool, Pool};
 use crate::rows::PersonRow;
-use crate::sql::{insert_audit, insert_message, PEOPLE_VIEW, PERSON_COLUMNS};
+use crate::sql::{
+    audit_target_person, insert_audit, insert_message, people_as_json_array, PEOPLE_VIEW,
+    PERSON_COLUMNS,
+};
 
 /// Imports writing at least this many people refresh PostgreSQL's statistics when they end.
 const ANALYZE_AFTER_ROWS: i64 = 10_000;
@@ -143,6 +146,25 @@ fn json_rows(pool: &Pool, param: usize, fields: Fields) -> String {
                 columns.join(", ")
             )
         }
+    }
+}
+
+/// The people `sql` (a query of [`PERSON_COLUMNS`] with one parameter) reads, `bind` bound.
+async fn read_people(pool: &Pool, sql: &str, bind: &str) -> StoreResult<Vec<PersonRow>> {
+    match pool {
+        Pool::Sqlite(p) => {
+            let json: String = sqlx::query_scalar(&people_as_json_array(sql))
+                .bind(bind)
+                .fetch_one(p)
+                .await
+                .map_err(db_error)?;
+            serde_json::from_str(&json).map_err(|e| backend(format!("people read as JSON: {e}")))
+        }
+        Pool::Postgres(p) => sqlx::query_as(sql)
+            .bind(bind)
+            .fetch_all(p)
+            .await
+            .map_err(db_error),
     }
 }
 
@@ -355,9 +377,10 @@ impl StepSql {
                 json_rows(pool, 1, ID_FIELDS)
             ),
             insert_audit: format!(
-                "INSERT INTO audit_log ({}) SELECT {} FROM {}",
+                "INSERT INTO audit_log ({}, target_id) SELECT {}, {} FROM {}",
                 names(AUDIT_FIELDS),
                 select(AUDIT_FIELDS),
+                audit_target_person("j.action", "j.target"),
                 step_rows(AUDIT_FIELDS)
             ),
             insert_issues: format!(
@@ -943,29 +966,24 @@ impl SqlStore {
             );
             // Memberships only matter to a batch that grants some (a `groups` column).
             let with_memberships = !keys.groups.is_empty();
-            let (people, memberships, deleted): (Vec<PersonRow>, Vec<MembershipRow>, Vec<String>) =
-                on_pool!(pool, |p| {
-                    let people = sqlx::query_as(&people_sql)
+            let people = read_people(pool, &people_sql, &usernames).await?;
+            let (memberships, deleted): (Vec<MembershipRow>, Vec<String>) = on_pool!(pool, |p| {
+                let memberships = if with_memberships {
+                    sqlx::query_as(&memberships_sql)
                         .bind(&usernames)
                         .fetch_all(p)
                         .await
-                        .map_err(db_error)?;
-                    let memberships = if with_memberships {
-                        sqlx::query_as(&memberships_sql)
-                            .bind(&usernames)
-                            .fetch_all(p)
-                            .await
-                            .map_err(db_error)?
-                    } else {
-                        Vec::new()
-                    };
-                    let deleted = sqlx::query_scalar(&deleted_sql)
-                        .bind(&usernames)
-                        .fetch_all(p)
-                        .await
-                        .map_err(db_error)?;
-                    Ok::<_, StoreError>((people, memberships, deleted))
-                })?;
+                        .map_err(db_error)?
+                } else {
+                    Vec::new()
+                };
+                let deleted = sqlx::query_scalar(&deleted_sql)
+                    .bind(&usernames)
+                    .fetch_all(p)
+                    .await
+                    .map_err(db_error)?;
+                Ok::<_, StoreError>((memberships, deleted))
+            })?;
             let mut by_person: std::collections::HashMap<i64, Vec<Membership>> =
                 std::collections::HashMap::new();
             for (person_id, role, group, group_label) in memberships {
