@@ -444,6 +444,12 @@ impl Store for SqlStore {
                 .execute(&mut *tx)
                 .await
                 .map_err(db_error)?;
+            // Their history is read by name from now on: no person holds it any more.
+            sqlx::query("UPDATE audit_log SET target_id = NULL WHERE target_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await
+                .map_err(db_error)?;
             insert_audit!(&mut *tx, audit)?;
             tx.commit().await.map_err(db_error)
         })
@@ -932,7 +938,12 @@ impl Store for SqlStore {
             c.push("actor = ?", Bind::Text(actor.clone()));
         }
         if let Some(target) = &filter.target {
-            c.push("target = ?", Bind::Text(target.clone()));
+            // A person's entries by their id, the others by their text (migration `..09`).
+            c.push(
+                "(target_id = (SELECT tp.id FROM people tp WHERE tp.username = ?) \
+                 OR (target_id IS NULL AND target = ?))",
+                Bind::Text(target.clone()),
+            );
         }
         if let Some(action) = &filter.action {
             c.push("action = ?", Bind::Text(action.clone()));

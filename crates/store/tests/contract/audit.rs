@@ -165,6 +165,76 @@ usher_store::on_both_backends! {
         assert_eq!(items[0].details, entry.details);
     }
 
+    async fn a_persons_history_is_found_by_name_while_they_exist_and_after_their_deletion(db) {
+        // Entries about a person are indexed by their id, the others (and, once the person is
+        // deleted, theirs) by the target's text: a filter by name must find both kinds.
+        let store = db.store().await;
+        store
+            .append_audit(&record(1, Some("admin"), actions::USER_INVITE, Some("jane.doe")))
+            .await
+            .unwrap();
+        let jane = store
+            .insert_person(
+                &new_person("jane.doe", "Jane", "Doe"),
+                &record(2, Some("admin"), actions::USER_CREATE, Some("jane.doe")),
+            )
+            .await
+            .unwrap();
+        insert_named(&store, "john.roe").await;
+        for r in [
+            record(3, Some("admin"), actions::USER_UPDATE, Some("jane.doe")),
+            record(4, Some("admin"), actions::IMPORT_SUBMIT, Some("jane.doe")),
+            record(5, Some("admin"), actions::USER_UPDATE, Some("john.roe")),
+        ] {
+            store.append_audit(&r).await.unwrap();
+        }
+        let of_jane = || AuditFilter {
+            target: Some("jane.doe".into()),
+            ..all()
+        };
+        let expected_before_deletion = [
+            (4, Some("admin"), actions::IMPORT_SUBMIT, Some("jane.doe")),
+            (3, Some("admin"), actions::USER_UPDATE, Some("jane.doe")),
+            (2, Some("admin"), actions::USER_CREATE, Some("jane.doe")),
+            (1, Some("admin"), actions::USER_INVITE, Some("jane.doe")),
+        ];
+
+        let (items, total) = entries(&store, of_jane()).await;
+        assert_eq!(total, 4);
+        assert_eq!(summary(&items), expected_before_deletion);
+        let only_updates = AuditFilter {
+            action: Some(actions::USER_UPDATE.into()),
+            ..of_jane()
+        };
+        let (items, total) = entries(&store, only_updates).await;
+        assert_eq!((total, summary(&items)), (1, vec![expected_before_deletion[1]]));
+
+        store
+            .delete_person(
+                jane.id,
+                &record(6, Some("admin"), actions::USER_DELETE, Some("jane.doe")),
+            )
+            .await
+            .unwrap();
+
+        let (items, total) = entries(&store, of_jane()).await;
+        assert_eq!(total, 5, "the history outlives the person");
+        assert_eq!(
+            summary(&items)[0],
+            (6, Some("admin"), actions::USER_DELETE, Some("jane.doe"))
+        );
+        assert_eq!(summary(&items)[1..], expected_before_deletion);
+        let john = AuditFilter {
+            target: Some("john.roe".into()),
+            ..all()
+        };
+        let (items, _) = entries(&store, john).await;
+        assert_eq!(
+            summary(&items).iter().map(|e| e.2).collect::<Vec<_>>(),
+            [actions::USER_UPDATE, actions::USER_CREATE]
+        );
+    }
+
     async fn audit_entries_come_newest_first_and_the_last_written_first_among_equal_times(db) {
         let store = db.store().await;
         store
