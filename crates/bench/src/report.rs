@@ -345,44 +345,51 @@ errors, a job fails, a search total is not exact, the server dies).
   bound as one array per column (`unnest`, which PostgreSQL decodes far faster than it parses
   JSON text), and after a large import only the change number's statistics are refreshed, once
   the job has ended.
-  Where SQLite falls short of 50,000 rows/s (20 µs a row) is the single writer's own work.
-  Timed per 2,000-row step at 100,000 people: 34–48 ms to insert into `people` (the username,
-  email and last-name indexes take rows in random order, so a step dirties most of their leaf
-  pages), 10–12 ms for the audit entries (five indexes), 4 ms for the memberships and 11–14 ms
-  to commit (the WAL write of those pages), plus the checkpoint (130 ms every eleventh step):
-  about 36 µs a row on one thread, and SQLite has one writer, so the second core cannot share
-  it. The engine alone does not reach the target either: the same schema filled without Usher,
-  from Python (SQLite 3.51, the same JSON statement for `people`, the audit entries, no
-  memberships) in 2,000-row transactions, ran at 39,000–45,000 rows/s at 100,000 people (people
-  15 µs a row, audit 2.5, commit 6–7), and at 48,000 with the last-name index and the audit
-  log's time index dropped. Measured and not kept: no checkpoints at all (+15%, and a WAL
-  without bound), checkpoints in the background on another connection (within noise), rows
-  sorted by username within a step (no change), the new people bound as multi-row `VALUES`
-  instead of JSON (no faster), a larger row buffer between sqlx's SQLite threads and the server
-  (no change to creations; for lookups, see the 1,000-row files below), glibc limited to two heaps (15% slower), mimalloc (twice the memory at 10,000
-  rows), 16 KiB pages (imports about 20% faster, single creations 40% slower, every commit
-  writing whole pages), 5,000-row batches (33,000–35,000 rows/s at 100,000 people, but a
-  1,000,000-row import then peaked at 242 MiB, too near W5's 256). On PostgreSQL each row of
-  `people` updates five indexes and each membership is checked against two foreign keys (7 of a
-  membership's 9 µs, measured in `psql`); 4,000-row batches were 2–4% faster there, for 40 MiB.
-- **The 1,000-row files of W2 (update, unchanged)** are done in 20–70 ms, 10–15 ms of which is
-  the job itself whatever its size: the upload stored, the job queued and claimed (5–7 ms
-  before it starts), its file read back, its end committed, and the benchmark's poll (4–9 ms
-  after it ends). The unchanged file stays near 45,000–55,000 rows/s on both stores; the update
-  file does not reach its target on either. Reading the 1,000 people first takes 18–22 ms on
-  SQLite (10–13 ms when sqlx's SQLite threads may hand over 4,096 rows ahead of the reading
-  task instead of 50, measured and not kept: the 1,000,000-row import then peaked at 254 MiB,
-  237 with 512 rows, against 228). A step's updates write the email's key only for the people
-  whose address changed: SQLite rewrites the entry of every index whose column a SET names,
-  changed or not (in Python on the same schema, 1,000 updates without the key took 17 ms
-  against 21 and committed in 19 ms against 27).
-  Timed on SQLite at 110,000 people, the update step spends 16 ms in its UPDATE, 6.5 ms
-  writing the audit entries (each with the fields changed) and 8 ms committing; about one job
-  in twenty also pays a checkpoint (150 ms more). On PostgreSQL it spends 22 ms in its UPDATE
-  (`EXPLAIN ANALYZE`: 7 ms finding the rows, 15 ms writing them; a changed last name moves each
-  row out of a heap-only update, so all five indexes of `people` take a new entry), 8 ms
-  writing the audit entries and 4 ms reading the people first; binding the rows as arrays
-  instead of JSON measured within noise in `psql`.
+  Where SQLite falls short of 50,000 rows/s (20 µs a row) is the single writer's own work,
+  and most of it is inserting into indexes whose keys arrive in random order: each such index
+  takes a new entry on most of its leaf pages in every step, and each of those pages is written
+  to the WAL at commit and copied back at the checkpoint. Measured on the same schema without
+  Usher (Python's `sqlite3`, 2,000-row transactions, the second 100,000 people): 73,000 rows/s
+  with only the username and email indexes, 41,000 with the last-name index beside them,
+  38,500 with the audit log's index on its target (a username) instead, 50,000 with everything
+  Usher keeps now (the change number's index, the audit log's time, actor and action indexes,
+  the memberships) and 23,000–25,000 with the two random ones added back. So migration `..09`
+  dropped the last-name index (only the SQL search that answers while the in-memory index
+  loads used it, for its unfiltered first page; it scans the table for the total anyway) and
+  indexes a person's audit entries by the person's id, which new people take in ascending
+  order (entries about anything else, and those of deleted people, stay indexed by their
+  target's text; a filter by name reads both). Through the server that took the 100,000-row
+  creation from 28,400–31,900 rows/s to about 35,000, and the update of 100,000 people from
+  30,100 to 51,000. What is left, profiled with `perf` during a 100,000-row import at 100,000
+  people: SQLite's writing thread is busy 69% of the process's time, of which about a fifth in
+  `pwrite` (WAL pages), a seventh in SQLite's JSON functions reading the step's rows, and the
+  rest in the B-trees, under the two unique indexes that must take keys in random order.
+  Measured and not kept: no checkpoints at all (+15%, and a WAL without bound), checkpoints in
+  the background on another connection (within noise), rows sorted by username within a step
+  (no change), the new people bound as multi-row `VALUES` instead of JSON (no faster), their
+  ids read back as one JSON text instead of `RETURNING` (no change), a larger row buffer
+  between sqlx's SQLite threads and the server (no change to creations, and the
+  1,000,000-row import then peaked at 254 MiB), glibc limited to two heaps (15% slower),
+  mimalloc (twice the memory at 10,000 rows), 16 KiB pages (imports about 20% faster, single
+  creations 40% slower, every commit writing whole pages), 5,000-row batches (33,000–35,000
+  rows/s at 100,000 people, but a 1,000,000-row import then peaked at 242 MiB, too near W5's
+  256). On PostgreSQL each membership is checked against two foreign keys (7 of a membership's
+  9 µs, measured in `psql`); 4,000-row batches were 2–4% faster there, for 40 MiB.
+- **Updates and unchanged files (W2)** read the first file again, at its full size, rather
+  than the with-password file, which `--w2-password-cap` may cut to 1,000 rows: on 1,000 rows
+  the job's fixed cost (the upload stored, the job queued and claimed, 5–7 ms; the
+  benchmark's poll after it ends, 4–9 ms) was most of what was timed. Each batch first reads
+  the people its rows name; on SQLite they come back as one JSON text of arrays
+  (`json_group_array`), parsed by the server, instead of one row each: sqlx hands every SQLite
+  row over from the connection's thread on its own, and 1,000 people took 18–22 ms that way.
+  That took the unchanged 100,000-row file from 76,000 rows/s to 155,000–196,000 on SQLite. A
+  step's updates write the email's key only for the people whose address changed: SQLite
+  rewrites the entry of every index whose column a SET names, changed or not (in Python on the
+  same schema, 1,000 updates without the key took 17 ms against 21 and committed in 19 ms
+  against 27). On PostgreSQL a changed last name moves each row out of a heap-only update, so
+  every index of `people` takes a new entry (`EXPLAIN ANALYZE` of 1,000 updates: 7 ms finding
+  the rows, 15 ms writing them); binding the rows as arrays instead of JSON measured within
+  noise in `psql`.
 - **Creations without password (W1b)** read the caller, their token and their role in one
   query, then write. On PostgreSQL the person, their membership and the audit entry are one
   statement (data-modifying CTEs) with no transaction around it, and a pooled connection is
@@ -426,9 +433,8 @@ Each backend runs in two phases, each on a fresh store and a fresh server:
   client (sequential requests), then from 8 concurrent clients; people/s and request latency.
   **W1b** is the same without a password (accounts that join by invitation; no email is sent).
 - **W2** imports CSV files (`userName,firstName,lastName[,password],email`) of new people: first
-  without passwords, then with; then the with-password file again with every last name changed
-  (the update path: the password column is ignored on update, nothing is hashed), then once more
-  unchanged. Seconds from the start of the upload to the job reported `done`; rows/s.
+  without passwords, then with; then the first file (without passwords, at its full size) again
+  with every last name changed (the update path), then once more unchanged. Seconds from the start of the upload to the job reported `done`; rows/s.
 - **W3** at 100,000 stored (**W3m** at 1,000,000): searches of the first 2 or 3 letters of a
   stored person's first or last name (a contains-search: `te` also matches every
   `…@example.test`), first page of 20 with the exact total, one client, sequential; then the same
