@@ -190,6 +190,16 @@ pub struct JobRecord {
     pub finished_at: Option<OffsetDateTime>,
 }
 
+/// How many import jobs and outbox messages are in each state, for the operator's gauges:
+/// counts only, nothing about anyone. States absent from the store are absent here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueCounts {
+    /// `(state, count)` of import jobs (`receiving`, `queued`, `running`, `done`, `failed`).
+    pub imports: Vec<(String, u64)>,
+    /// `(state, count)` of outbox messages (`queued`, `sent`, `failed`).
+    pub outbox: Vec<(String, u64)>,
+}
+
 /// What a single-use link is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -247,6 +257,9 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
 
     async fn count_people(&self) -> StoreResult<u64>;
+
+    /// Import jobs and outbox messages counted by state.
+    async fn queue_counts(&self) -> StoreResult<QueueCounts>;
 
     /// Inserts a person with their memberships. Conflicts: `UsernameReserved` when the username
     /// belonged to a deleted person, `UsernameTaken`, `EmailTaken`.

@@ -20,8 +20,8 @@ use usher_core::query::{Page, UserFilter, UserQuery};
 use usher_core::search::{ChangeCursor, ChangeKey, IndexedPerson};
 use usher_core::store::{
     ActingPerson, Conflict, IdentityInUse, JobRecord, LoginFailures, NewPerson, NewSpace, NewToken,
-    PersonUpdate, SessionRecord, Space, SpaceInvitation, Store, StoreError, StoreResult, TokenKind,
-    TokenRecord,
+    PersonUpdate, QueueCounts, SessionRecord, Space, SpaceInvitation, Store, StoreError,
+    StoreResult, TokenKind, TokenRecord,
 };
 
 use crate::pool::{on_pool, Pool};
@@ -285,6 +285,34 @@ impl Store for SqlStore {
         })
         .map_err(db_error)?;
         Ok(n as u64)
+    }
+
+    async fn queue_counts(&self) -> StoreResult<QueueCounts> {
+        let (imports, outbox): (Vec<(String, i64)>, Vec<(String, i64)>) =
+            on_pool!(&self.pool, |p| {
+                let imports = sqlx::query_as(
+                    "SELECT state, count(*) FROM import_jobs GROUP BY state ORDER BY state",
+                )
+                .fetch_all(p)
+                .await
+                .map_err(db_error)?;
+                let outbox = sqlx::query_as(
+                    "SELECT state, count(*) FROM outbox GROUP BY state ORDER BY state",
+                )
+                .fetch_all(p)
+                .await
+                .map_err(db_error)?;
+                (imports, outbox)
+            });
+        let counted = |rows: Vec<(String, i64)>| {
+            rows.into_iter()
+                .map(|(state, n)| (state, n.max(0) as u64))
+                .collect()
+        };
+        Ok(QueueCounts {
+            imports: counted(imports),
+            outbox: counted(outbox),
+        })
     }
 
     async fn insert_person(&self, new: &NewPerson, audit: &AuditRecord) -> StoreResult<Person> {

@@ -10,6 +10,7 @@ mod invitations;
 mod people;
 mod search;
 mod spaces;
+mod stats;
 
 use std::sync::Arc;
 
@@ -35,6 +36,7 @@ pub use people::{CreatePerson, PatchPerson, Suggestion};
 pub use spaces::{
     parse_space_name, space_actions, RegisterInput, Registration, SpaceInviteOutcome,
 };
+pub use stats::Stats;
 
 /// Who is acting. Built by the access layer from a session or an API token.
 #[derive(Debug, Clone, PartialEq, Eq)]

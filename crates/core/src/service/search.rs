@@ -200,6 +200,12 @@ impl Usher {
         self.people_index.is_ready()
     }
 
+    /// How many people the in-memory index holds, once it answers searches.
+    pub fn search_index_len(&self) -> Option<u64> {
+        let index = &self.people_index;
+        index.is_ready().then(|| index.read().index.len())
+    }
+
     /// One page of the people `query` selects and their exact total, without access checks.
     pub(crate) async fn find_people(
         &self,

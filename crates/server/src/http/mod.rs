@@ -7,6 +7,7 @@ mod auth;
 mod cookies;
 mod error;
 mod forms;
+mod metrics;
 pub mod pages;
 mod user_json;
 
@@ -42,7 +43,7 @@ const API_BODY_LIMIT: usize = 1024 * 1024;
 pub fn router(state: AppState) -> Router {
     let csp = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
                form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
-    Router::new()
+    let routes = Router::new()
         .nest(
             "/api/v1",
             api::routes().layer(DefaultBodyLimit::max(API_BODY_LIMIT)),
@@ -51,7 +52,15 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .route("/static/{file}", get(assets::serve))
-        .fallback(not_found)
+        .fallback(not_found);
+    // Only when enabled: otherwise `/metrics` is a page like any unknown one, and requests are
+    // not timed.
+    let routes = if state.config.metrics {
+        metrics::instrument(routes)
+    } else {
+        routes
+    };
+    routes
         .layer(SetResponseHeaderLayer::if_not_present(
             header::CONTENT_SECURITY_POLICY,
             HeaderValue::from_static(csp),
