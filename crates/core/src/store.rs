@@ -200,6 +200,15 @@ pub struct QueueCounts {
     pub outbox: Vec<(String, u64)>,
 }
 
+/// The hold one run has on a background job. The run renews it with each chunk it records;
+/// once `until` has passed, any node may take the job over under a new token, which fences
+/// the old run out (its next record is refused).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobLease {
+    pub token: String,
+    pub until: OffsetDateTime,
+}
+
 /// What a single-use link is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TokenKind {
@@ -512,6 +521,33 @@ pub trait Store: Send + Sync + 'static {
     /// Saves a job's progress, state and (when done) its result.
     async fn update_job(&self, job: &JobRecord) -> StoreResult<()>;
     async fn job(&self, id: i64) -> StoreResult<Option<JobRecord>>;
+    /// Records a job that can be resumed: `spec` says what it does, `lease` is its first run's.
+    async fn insert_resumable_job(
+        &self,
+        job: &JobRecord,
+        spec: &serde_json::Value,
+        lease: &JobLease,
+    ) -> StoreResult<i64>;
+    /// Records the outcome of chunk `seq` of a running job, its progress and its renewed lease,
+    /// in one transaction; `NotFound` when `lease.token` no longer holds the job (another node
+    /// took it over, or it ended). Recording a chunk again replaces its outcome.
+    async fn record_job_part(
+        &self,
+        job_id: i64,
+        seq: u32,
+        processed: u64,
+        part: &serde_json::Value,
+        lease: &JobLease,
+    ) -> StoreResult<()>;
+    /// The recorded outcomes of a job's chunks, in order.
+    async fn job_parts(&self, job_id: i64) -> StoreResult<Vec<serde_json::Value>>;
+    /// Takes over one running resumable job whose lease ran out before `now` (its node
+    /// stopped), under `lease`: the job and its spec. At most one caller gets each job.
+    async fn claim_stalled_job(
+        &self,
+        now: OffsetDateTime,
+        lease: &JobLease,
+    ) -> StoreResult<Option<(JobRecord, serde_json::Value)>>;
 
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()>;
     /// Entries newest first, with the exact total of the filter.

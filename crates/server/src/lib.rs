@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod http;
 pub mod imports;
+pub mod jobs;
 pub mod mail;
 pub mod serve;
 

@@ -73,6 +73,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
         usher.clone(),
         crate::imports::ImportWorkerOptions::for_node(crate::imports::node_name(&config.bind)),
     );
+    let job_resumer = crate::jobs::spawn_job_resumer(usher.clone(), crate::jobs::JOB_RESUME_EVERY);
     let listener = tokio::net::TcpListener::bind(&config.bind)
         .await
         .with_context(|| format!("listening on {}", config.bind))?;
@@ -92,6 +93,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     .with_graceful_shutdown(shutdown_signal())
     .await
     .context("serving HTTP")?;
+    job_resumer.shutdown().await;
     import_worker.shutdown().await;
     mail_worker.shutdown().await;
     Ok(())

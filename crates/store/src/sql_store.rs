@@ -19,8 +19,8 @@ use usher_core::people::Person;
 use usher_core::query::{Page, UserFilter, UserQuery};
 use usher_core::search::{ChangeCursor, ChangeKey, IndexedPerson};
 use usher_core::store::{
-    ActingPerson, Conflict, IdentityInUse, JobRecord, LoginFailures, NewPerson, NewSpace, NewToken,
-    PersonUpdate, QueueCounts, SessionRecord, Space, SpaceInvitation, Store, StoreError,
+    ActingPerson, Conflict, IdentityInUse, JobLease, JobRecord, LoginFailures, NewPerson, NewSpace,
+    NewToken, PersonUpdate, QueueCounts, SessionRecord, Space, SpaceInvitation, Store, StoreError,
     StoreResult, TokenKind, TokenRecord,
 };
 
@@ -953,6 +953,39 @@ impl Store for SqlStore {
 
     async fn job(&self, id: i64) -> StoreResult<Option<JobRecord>> {
         self.job_row(id).await
+    }
+
+    async fn insert_resumable_job(
+        &self,
+        job: &JobRecord,
+        spec: &serde_json::Value,
+        lease: &JobLease,
+    ) -> StoreResult<i64> {
+        self.insert_resumable_job_row(job, spec, lease).await
+    }
+
+    async fn record_job_part(
+        &self,
+        job_id: i64,
+        seq: u32,
+        processed: u64,
+        part: &serde_json::Value,
+        lease: &JobLease,
+    ) -> StoreResult<()> {
+        self.insert_job_part(job_id, seq, processed, part, lease)
+            .await
+    }
+
+    async fn job_parts(&self, job_id: i64) -> StoreResult<Vec<serde_json::Value>> {
+        self.job_part_rows(job_id).await
+    }
+
+    async fn claim_stalled_job(
+        &self,
+        now: OffsetDateTime,
+        lease: &JobLease,
+    ) -> StoreResult<Option<(JobRecord, serde_json::Value)>> {
+        self.claim_stalled_job_row(now, lease).await
     }
 
     async fn append_audit(&self, audit: &AuditRecord) -> StoreResult<()> {

@@ -1,11 +1,13 @@
 //! Mass actions (`POST /api/v1/users/bulk`) on SQLite and PostgreSQL: every skip reason, self
 //! and super-user protection, memberships kept across disable and enable, sessions ended, and
-//! the filter path as a background job at 100,000 people.
+//! the filter path as a background job at 100,000 people, and a job resumed by another run
+//! after its own stopped.
 
 use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::{json, Value};
+use usher_core::store::{JobLease, JobRecord, StoreError};
 use usher_store::Pool;
 use usher_testkit::{on_both_backends, Api, TestApp, MEMBER_PASSWORD};
 
@@ -56,6 +58,18 @@ async fn insert_many(app: &TestApp, n: i64) {
             sqlx::query(&sql).execute(p).await.unwrap();
         }
     }
+}
+
+/// Polls job `id` until it ends (bounded); its last state.
+async fn finished_job(api: &Api, id: i64) -> Value {
+    for _ in 0..600 {
+        let (_, j) = api.get(&format!("/api/v1/jobs/{id}")).await;
+        if j["state"] == "done" || j["state"] == "failed" {
+            return j;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    panic!("job {id} did not end within 2 minutes");
 }
 
 on_both_backends! {
@@ -173,15 +187,7 @@ on_both_backends! {
         assert_eq!(status, StatusCode::ACCEPTED, "{job}");
         assert_eq!(job["total"], 100_000);
         let id = job["id"].as_i64().unwrap();
-        let mut done = Value::Null;
-        for _ in 0..600 {
-            let (_, j) = api.get(&format!("/api/v1/jobs/{id}")).await;
-            if j["state"] == "done" || j["state"] == "failed" {
-                done = j;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        let done = finished_job(&api, id).await;
         assert_eq!(done["state"], "done", "{done}");
         assert_eq!(done["processed"], 100_000);
         assert_eq!(done["result"]["changed"].as_array().unwrap().len(), 100_000);
@@ -189,5 +195,70 @@ on_both_backends! {
         assert_eq!(left["total"], 0);
         let (_, disabled) = api.get("/api/v1/users?enabled=false").await;
         assert_eq!(disabled["total"], 100_000);
+    }
+
+    async fn a_job_whose_node_stopped_is_taken_over_and_finished_from_its_first_unrecorded_chunk(db) {
+        let app = TestApp::spawn(db).await;
+        insert_many(&app, 2_500).await;
+        let api = app.admin_api().await;
+        let store = app.usher.store.clone();
+        let admin = store.person_by_username("admin").await.unwrap().unwrap();
+        // What a node that stopped after its first chunk leaves behind: the job, its first
+        // 500 people disabled, that chunk's outcome recorded, and a lease it no longer renews.
+        let mut chosen = Vec::new();
+        for i in 1..=2_500 {
+            let p = store.person_by_username(&format!("bulk.{i}")).await.unwrap().unwrap();
+            chosen.push((p.id, p.username));
+        }
+        let now = usher_core::clock::Clock::now(app.clock.as_ref());
+        let dead = JobLease { token: "the-stopped-run".into(), until: now + time::Duration::seconds(60) };
+        let job = JobRecord {
+            id: 0,
+            kind: "bulk_disable".into(),
+            state: "running".into(),
+            total: 2_501,
+            processed: 0,
+            result: None,
+            created_by: Some("admin".into()),
+            created_at: now,
+            finished_at: None,
+        };
+        let spec = json!({
+            "action": "disable", "actor_id": admin.id, "people": chosen, "missing": ["ghost.person"]
+        });
+        let id = store.insert_resumable_job(&job, &spec, &dead).await.unwrap();
+        let first: Vec<i64> = chosen[..500].iter().map(|(id, _)| *id).collect();
+        store.set_enabled_many(&first, false, &[]).await.unwrap();
+        let first_names: Vec<&str> = chosen[..500].iter().map(|(_, u)| u.as_str()).collect();
+        store
+            .record_job_part(id, 0, 501, &json!({"changed": first_names, "skipped": []}), &dead)
+            .await
+            .unwrap();
+
+        assert_eq!(
+            app.usher.resume_stalled_jobs().await.unwrap(),
+            0,
+            "not taken while its lease may still be renewed"
+        );
+        app.clock.advance(time::Duration::seconds(61));
+        assert_eq!(app.usher.resume_stalled_jobs().await.unwrap(), 1);
+        assert_eq!(app.usher.resume_stalled_jobs().await.unwrap(), 0, "taken once");
+
+        let done = finished_job(&api, id).await;
+        assert_eq!(done["state"], "done", "{done}");
+        assert_eq!(done["processed"], 2_501);
+        // Had the first chunk been done again, its 500 would be skipped as already disabled.
+        assert_eq!(changed(&done["result"]).len(), 2_500);
+        assert_eq!(
+            skipped(&done["result"]),
+            [("ghost.person".to_owned(), "not_found".to_owned())]
+        );
+        let (_, left) = api.get("/api/v1/users?q=bulk&enabled=true").await;
+        assert_eq!(left["total"], 0);
+        // The stopped run, had it come back, is fenced out.
+        let late = store
+            .record_job_part(id, 1, 1_001, &json!({"changed": [], "skipped": []}), &dead)
+            .await;
+        assert!(matches!(late, Err(StoreError::NotFound)), "{late:?}");
     }
 }
