@@ -303,7 +303,7 @@ issue 6, for this 2-core machine. The table below is the latest full run; run it
 
 ```sh
 cargo build --release --bin usher
-cargo run --release -p usher-bench -- --write docs/performance.md   # both stores; ~35 min on 2 cores
+cargo run --release -p usher-bench -- --write docs/performance.md   # both stores; ~30 min on 2 cores
 cargo run --release -p usher-bench -- --backend sqlite --skip-1m     # quicker: SQLite, no 1M phase
 cargo run --release -p usher-bench -- --phase b --w2-password-cap 100  # one phase: b = W3, W4, W3m
 cargo run -p usher-bench -- --quick --usher target/debug/usher       # what CI runs (minutes, no targets)
@@ -358,9 +358,9 @@ errors, a job fails, a search total is not exact, the server dies).
   loads used it, for its unfiltered first page; it scans the table for the total anyway) and
   indexes a person's audit entries by the person's id, which new people take in ascending
   order (entries about anything else, and those of deleted people, stay indexed by their
-  target's text; a filter by name reads both). Through the server that took the 100,000-row
-  creation from 28,400–31,900 rows/s to about 35,000, and the update of 100,000 people from
-  30,100 to 51,000. What is left, profiled with `perf` during a 100,000-row import at 100,000
+  target's text; a filter by name reads both). Through the server, with the lookups below, that took the
+  100,000-row creation from 28,400–31,900 rows/s to 31,000–35,500, and the update of 100,000
+  people from 30,100 to 45,000–55,000 (full and partial runs of this session). What is left, profiled with `perf` during a 100,000-row import at 100,000
   people: SQLite's writing thread is busy 69% of the process's time, of which about a fifth in
   `pwrite` (WAL pages), a seventh in SQLite's JSON functions reading the step's rows, and the
   rest in the B-trees, under the two unique indexes that must take keys in random order.
