@@ -364,6 +364,11 @@ errors, a job fails, a search total is not exact, the server dies).
   people: SQLite's writing thread is busy 69% of the process's time, of which about a fifth in
   `pwrite` (WAL pages), a seventh in SQLite's JSON functions reading the step's rows, and the
   rest in the B-trees, under the two unique indexes that must take keys in random order.
+  The next lever, measured in Python only: those two indexes on 64-bit hashes of the username
+  and the address instead of their text (entries a third the size, so a step dirties a third
+  of the pages) took the schema above from 47,000–52,000 rows/s to 68,000; every read by
+  username or address would then go through the hash, and SQLite cannot drop a column's
+  UNIQUE without rebuilding `people`, so it is left for a change of its own.
   Measured and not kept: no checkpoints at all (+15%, and a WAL without bound), checkpoints in
   the background on another connection (within noise), rows sorted by username within a step
   (no change), the new people bound as multi-row `VALUES` instead of JSON (no faster), their
