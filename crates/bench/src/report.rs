@@ -328,7 +328,10 @@ errors, a job fails, a search total is not exact, the server dies).
 - **Hashing (W1, W2 with passwords)** runs on a fixed pool of one thread per core, each reusing
   one 19 MiB Argon2 block and giving it back after 2 s idle (so W0's idle memory holds none).
   The hashing limit is the ceiling; what is left below it is the request and store work done on
-  the same 2 cores, and the benchmark's own client.
+  the same 2 cores, and the benchmark's own client. Two hashes at once with nothing else
+  running (the Argon2id rows give that rate) reach 97–98% of the limit on this session's AMD
+  EPYC, so nearly all of the distance from a ratio near 80–90% to the limit is that request,
+  store and client work, not the cores getting in each other's way.
 - **Imports (W2)** run in batches whose size the store chooses (SQLite 4,000 rows, PostgreSQL
   2,000), each written as one transaction of a few set-based statements, audited row by row.
   While a step commits, the next batch is read, looked up, planned and prepared in the store's
@@ -433,7 +436,9 @@ Each backend runs in two phases, each on a fresh store and a fresh server:
   measured in the benchmark's process with Usher's own code just before W1 and again before W2,
   the server idle: the median of 11 hashes, the best of 3 rounds (other work on the machine slows
   some rounds). The hashing limit is cores ÷ that time, as issue 6 defines it: no server can
-  create people with passwords faster on this machine.
+  create people with passwords faster on this machine. Beside it, what the machine gives with
+  every core hashing and nothing else running (a thread per core, 20 hashes each, the best of 2
+  rounds): how close two cores sharing caches and memory bandwidth come to the limit.
 - **W1** creates distinct people one `POST /api/v1/users` each, with a password, first from one
   client (sequential requests), then from 8 concurrent clients; people/s and request latency.
   **W1b** is the same without a password (accounts that join by invitation; no email is sent).

@@ -47,6 +47,33 @@ pub fn machine_hash_time() -> Duration {
         .expect("three rounds")
 }
 
+/// Hashes per second with every core hashing at once and nothing else running: `cores`
+/// threads of `count` hashes each, timed from a common start to the last one's end, the best
+/// of 2 rounds. What the machine gives when its cores share caches and memory bandwidth, beside
+/// the hashing limit's cores ÷ single-hash time.
+pub fn all_cores_hash_rate(cores: usize, count: usize) -> f64 {
+    let round = || {
+        let start = std::sync::Barrier::new(cores + 1);
+        let started = std::thread::scope(|scope| {
+            for _ in 0..cores {
+                scope.spawn(|| {
+                    let password = Password::unchecked("Temp-benchmark42");
+                    let _ = hash_password(&password);
+                    start.wait();
+                    for _ in 0..count {
+                        let _ = hash_password(&password);
+                    }
+                });
+            }
+            start.wait();
+            Instant::now()
+        });
+        // The scope has joined every thread: all hashes are done.
+        (cores * count) as f64 / started.elapsed().as_secs_f64()
+    };
+    round().max(round())
+}
+
 /// The median time of `count` Argon2id hashes with Usher's own parameters and code, on this
 /// machine, in one thread.
 pub fn single_hash_time(count: usize) -> Duration {

@@ -84,15 +84,22 @@ impl Plan {
 pub struct Hashing {
     pub cores: usize,
     pub single: Duration,
+    /// Hashes per second with every core hashing and nothing else running
+    /// ([`stats::all_cores_hash_rate`]): what the machine gives below the limit.
+    pub all_cores: f64,
 }
 
 impl Hashing {
     /// Times hashes (see [`stats::machine_hash_time`]), off the runtime.
     pub async fn measure() -> anyhow::Result<Self> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let single = tokio::task::spawn_blocking(stats::machine_hash_time).await?;
+        let all_cores =
+            tokio::task::spawn_blocking(move || stats::all_cores_hash_rate(cores, 20)).await?;
         Ok(Self {
-            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            cores,
             single,
+            all_cores,
         })
     }
 
@@ -108,9 +115,13 @@ impl Hashing {
             target: Target::none(),
             value: Value::Text(format!(
                 "{ARGON2_PARAMETERS} · {ms:.1} ms (median of 11, best of 3 rounds) · {} ÷ \
-                 {ms:.1} ms = **{:.1} hashes/s**",
+                 {ms:.1} ms = **{:.1} hashes/s** · {} at once, nothing else running: {:.1} \
+                 hashes/s ({:.0}% of the limit)",
                 self.cores,
-                self.limit()
+                self.limit(),
+                self.cores,
+                self.all_cores,
+                100.0 * self.all_cores / self.limit()
             )),
         }
     }
@@ -267,9 +278,13 @@ async fn measure_hashing(
     say(
         backend,
         &format!(
-            "one Argon2id hash {:.1} ms: limit {:.1} hashes/s",
+            "one Argon2id hash {:.1} ms: limit {:.1} hashes/s; {} at once: {:.1} hashes/s \
+             ({:.0}% of the limit)",
             hashing.single.as_secs_f64() * 1000.0,
-            hashing.limit()
+            hashing.limit(),
+            hashing.cores,
+            hashing.all_cores,
+            100.0 * hashing.all_cores / hashing.limit()
         ),
     );
     rows.push(hashing.row(id, id));
