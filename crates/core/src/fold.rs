@@ -6,6 +6,16 @@ use unicode_normalization::UnicodeNormalization;
 
 /// Lower-cases `text` and removes accents: `Élodie Näf` → `elodie naf`, `Straße` → `strasse`.
 pub fn fold(text: &str) -> String {
+    // ASCII decomposes to itself and has no marks: lower-casing is all there is to do, and
+    // most names and addresses are ASCII (decomposing them was about a tenth of an import's
+    // planning, profiled).
+    if text.is_ascii() {
+        return text.to_ascii_lowercase();
+    }
+    fold_unicode(text)
+}
+
+fn fold_unicode(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.nfkd() {
         if is_combining_mark(c) {
@@ -47,6 +57,13 @@ mod tests {
         assert_eq!(fold("Straße"), "strasse");
         assert_eq!(fold("ŁUKASZ Øre"), "lukasz ore");
         assert_eq!(fold("François"), "francois");
+    }
+
+    #[test]
+    fn ascii_folds_as_the_unicode_path_does() {
+        let ascii: String = (0u8..128).map(char::from).collect();
+        assert_eq!(fold(&ascii), fold_unicode(&ascii));
+        assert_eq!(fold("Jean-Luc O'Neil"), "jean-luc o'neil");
     }
 
     #[test]
