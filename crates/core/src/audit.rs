@@ -1,5 +1,6 @@
 //! The audit log: who did what to whom, when, with the before and after of what changed.
 
+use serde::Serialize;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -11,7 +12,37 @@ pub struct AuditRecord {
     pub actor: Option<String>,
     pub action: &'static str,
     pub target: Option<String>,
-    pub details: Value,
+    pub details: AuditDetails,
+}
+
+/// An entry's details as the JSON text the store keeps, rendered once where the entry is made.
+/// An import writes one entry per row: rendering its details straight from the row
+/// ([`AuditDetails::of`]) spares it a `serde_json::Value` tree per row, built, rendered and
+/// freed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditDetails(String);
+
+impl AuditDetails {
+    /// The JSON text of `details`.
+    pub fn of(details: &impl Serialize) -> Self {
+        // Serialising plain structs and maps to a string cannot fail.
+        Self(serde_json::to_string(details).unwrap_or_else(|_| "null".into()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The details as a JSON value, as they read back from the store.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(&self.0).unwrap_or(Value::Null)
+    }
+}
+
+impl From<Value> for AuditDetails {
+    fn from(details: Value) -> Self {
+        Self(details.to_string())
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -51,7 +51,7 @@ macro_rules! insert_audit {
             .bind($audit.actor.clone())
             .bind($audit.action)
             .bind($audit.target.clone())
-            .bind($audit.details.to_string())
+            .bind($audit.details.as_str())
             .execute($executor)
             .await
             .map(|_| ())
@@ -242,7 +242,7 @@ macro_rules! insert_new_person {
                     .bind(audit.actor.clone())
                     .bind(audit.action)
                     .bind(audit.target.clone())
-                    .bind(audit.details.to_string())
+                    .bind(audit.details.as_str())
             }};
         }
         let reserved = || {

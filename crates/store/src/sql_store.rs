@@ -1108,9 +1108,8 @@ impl Store for SqlStore {
         updates: &[&ImportUpdate],
         audits: &[&AuditRecord],
     ) -> Option<PreparedRows> {
-        Some(PreparedRows::new(
-            self.prepare_rows(creates, updates, audits),
-        ))
+        self.prepare_rows(creates, updates, audits)
+            .map(PreparedRows::new)
     }
 
     async fn apply_import_step(

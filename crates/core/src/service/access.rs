@@ -300,7 +300,7 @@ impl Usher {
             actor: Some(person.username.clone()),
             action: actions::USER_PASSWORD_SET,
             target: Some(person.username.clone()),
-            details: json!({ "via": "self" }),
+            details: json!({ "via": "self" }).into(),
         };
         self.store.update_person(person.id, &update, &audit).await?;
         let keep = keep_session_token.map(hash_token);
@@ -361,7 +361,7 @@ impl Usher {
             actor: None,
             action: actions::TOKEN_CREATE,
             target: Some(person.username.clone()),
-            details: json!({ "name": name, "via": "shell" }),
+            details: json!({ "name": name, "via": "shell" }).into(),
         };
         self.store
             .insert_api_token(person.id, name, &hash_token(&token), &audit)

@@ -477,7 +477,7 @@ impl Usher {
                     actions::USER_DISABLE
                 },
                 target: Some(person.username.clone()),
-                details: json!({ "before": { "enabled": !enable }, "after": { "enabled": enable }, "via": "mass action" }),
+                details: json!({ "before": { "enabled": !enable }, "after": { "enabled": enable }, "via": "mass action" }).into(),
             });
             result.changed.push(person.username.clone());
         }

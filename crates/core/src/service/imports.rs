@@ -20,13 +20,14 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use serde::Serialize;
 use serde_json::{json, Map, Value};
 use time::{Duration, OffsetDateTime};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use super::{finished, submit, Actor, Usher};
-use crate::audit::{actions, AuditRecord};
+use crate::audit::{actions, AuditDetails, AuditRecord};
 use crate::error::ServiceError;
 use crate::import::csv_stream::{CsvStream, Next, StreamError};
 use crate::import::plan::{keys_of, plan_row, BatchLookup, Plan, PlanContext, PlannedRow};
@@ -196,7 +197,8 @@ impl ImportUpload {
                 "rows": summary.rows,
                 "bytes": summary.bytes,
                 "dry_run": self.options.dry_run,
-            }),
+            })
+            .into(),
         };
         let job = self
             .usher
@@ -437,7 +439,8 @@ impl Usher {
                 "state": state.as_str(),
                 "error": error,
                 "counts": counts,
-            }),
+            })
+            .into(),
         };
         match self
             .store
@@ -1135,14 +1138,17 @@ impl Planner {
             issues: p.issues,
             invite: None,
         };
-        let audit = |action: &'static str, target: &str, details: Value| AuditRecord {
+        let audit = |action: &'static str, target: &str, details: AuditDetails| AuditRecord {
             at: now,
             actor: self.actor.clone(),
             action,
             target: Some(target.to_owned()),
             details,
         };
-        let via = json!({ "job": self.job_id, "line": p.line });
+        let via = ImportOrigin {
+            job: self.job_id,
+            line: p.line,
+        };
         match p.plan {
             Plan::Failed => {}
             Plan::Unchanged => result.outcome = Outcome::Unchanged,
@@ -1171,7 +1177,10 @@ impl Planner {
                 result.audit = Some(audit(
                     actions::USER_CREATE,
                     &new.username,
-                    json!({ "after": snapshot_of_new(&new), "import": via }),
+                    AuditDetails::of(&CreatedByImport {
+                        after: NewPersonSnapshot::of(&new),
+                        import: via,
+                    }),
                 ));
                 result.invite = p.invite.then(|| new.username.clone());
                 result.change = Change::Create(Box::new(new));
@@ -1198,7 +1207,7 @@ impl Planner {
                 result.audit = Some(audit(
                     action,
                     &u.before.username,
-                    json!({ "before": before, "after": after, "import": via }),
+                    AuditDetails::of(&json!({ "before": before, "after": after, "import": via })),
                 ));
                 let notices = if u.email_changed {
                     self.usher
@@ -1334,29 +1343,68 @@ async fn hash_all(passwords: Vec<Password>) -> Result<Vec<String>, ServiceError>
     }
 }
 
+/// Where an imported row came from, in its audit entry.
+#[derive(Serialize)]
+struct ImportOrigin {
+    job: Option<i64>,
+    line: u64,
+}
+
+/// The details of an import's `user.create` entry, rendered straight from the row. Fields
+/// come in the order of their names, as in the entries rendered from a `serde_json::Value`.
+#[derive(Serialize)]
+struct CreatedByImport<'a> {
+    after: NewPersonSnapshot<'a>,
+    import: ImportOrigin,
+}
+
 /// A new person as their audit entry records them: the values the file set, without the
 /// empty profile fields and the membership every new person has, so that a million entries
 /// stay small.
-fn snapshot_of_new(p: &NewPerson) -> Value {
-    let mut after = json!({
-        "username": p.username, "first_name": p.first_name, "last_name": p.last_name,
-        "email": p.email, "enabled": p.enabled,
-        "password": if p.password_hash.is_some() { "set" } else { "none" },
-    });
-    if p.profile != crate::people::Profile::default() {
-        if let Value::Object(profile) = json!(p.profile) {
-            after["profile"] =
-                Value::Object(profile.into_iter().filter(|(_, v)| !v.is_null()).collect());
+#[derive(Serialize)]
+struct NewPersonSnapshot<'a> {
+    email: &'a str,
+    enabled: bool,
+    first_name: &'a str,
+    last_name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    memberships: Option<&'a [(String, String)]>,
+    password: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    profile: Option<Value>,
+    username: &'a str,
+}
+
+impl<'a> NewPersonSnapshot<'a> {
+    fn of(p: &'a NewPerson) -> Self {
+        let profile = (p.profile != crate::people::Profile::default())
+            .then(|| match json!(p.profile) {
+                Value::Object(fields) => Some(Value::Object(
+                    fields.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+                )),
+                _ => None,
+            })
+            .flatten();
+        let usual_membership = p.memberships.len() == 1
+            && p.memberships
+                .first()
+                .is_some_and(|(g, r)| g == crate::groups::USERS && r == "member");
+        Self {
+            email: &p.email,
+            enabled: p.enabled,
+            first_name: &p.first_name,
+            last_name: &p.last_name,
+            memberships: (!p.memberships.is_empty() && !usual_membership)
+                .then_some(p.memberships.as_slice()),
+            password: if p.password_hash.is_some() {
+                "set"
+            } else {
+                "none"
+            },
+            profile,
+            username: &p.username,
         }
     }
-    if p.memberships.len() > 1
-        || p.memberships
-            .first()
-            .is_some_and(|(g, r)| g != crate::groups::USERS || r != "member")
-    {
-        after["memberships"] = json!(p.memberships);
-    }
-    after
 }
 
 /// The fields that change, before and after.
@@ -1400,7 +1448,7 @@ mod tests {
             actor: Some("admin".into()),
             action: actions::USER_CREATE,
             target: Some(target.into()),
-            details: json!({ "target": target }),
+            details: json!({ "target": target }).into(),
         }
     }
 

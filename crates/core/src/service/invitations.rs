@@ -77,7 +77,7 @@ impl Usher {
             actor: actor.map(str::to_owned),
             action: actions::USER_INVITE,
             target: Some(person.username.clone()),
-            details,
+            details: details.into(),
         };
         let new_token = NewToken {
             hash: hash_token(&token),
@@ -205,7 +205,7 @@ impl Usher {
                 TokenKind::PasswordReset => actions::USER_PASSWORD_RESET,
             },
             target: Some(holder.username.clone()),
-            details: json!({}),
+            details: json!({}).into(),
         };
         match self
             .store

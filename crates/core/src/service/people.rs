@@ -114,7 +114,7 @@ impl Usher {
             actor: Some(actor.username.clone()),
             action: actions::USER_CREATE,
             target: Some(new.username.clone()),
-            details: json!({ "after": person_snapshot_of_new(&new) }),
+            details: json!({ "after": person_snapshot_of_new(&new) }).into(),
         };
         match self.store.insert_person(&new, &audit).await {
             Err(StoreError::Conflict(conflict)) => {
@@ -362,7 +362,7 @@ impl Usher {
             actor: Some(actor.username.clone()),
             action,
             target: Some(person.username.clone()),
-            details: json!({ "before": before, "after": after }),
+            details: json!({ "before": before, "after": after }).into(),
         };
         let notices = self.change_notices(
             &person,
@@ -404,7 +404,7 @@ impl Usher {
             actor: Some(actor.username.clone()),
             action: actions::USER_DELETE,
             target: Some(person.username.clone()),
-            details: json!({ "before": snapshot(&person) }),
+            details: json!({ "before": snapshot(&person) }).into(),
         };
         Ok(self.store.delete_person(person.id, &audit).await?)
     }
@@ -445,7 +445,8 @@ impl Usher {
             actor: None,
             action: actions::USER_CREATE,
             target: Some(SUPER_USER.to_owned()),
-            details: json!({ "after": person_snapshot_of_new(&new), "reason": "first start" }),
+            details: json!({ "after": person_snapshot_of_new(&new), "reason": "first start" })
+                .into(),
         };
         match self.store.insert_person(&new, &audit).await {
             Ok(_) => Ok(generated.then_some(password)),
@@ -505,7 +506,7 @@ impl Usher {
             actor: None,
             action: actions::USER_CREATE,
             target: Some(new.username.clone()),
-            details: json!({ "after": person_snapshot_of_new(&new), "via": "shell" }),
+            details: json!({ "after": person_snapshot_of_new(&new), "via": "shell" }).into(),
         };
         self.store
             .insert_person(&new, &audit)
@@ -542,7 +543,7 @@ impl Usher {
             actor: None,
             action: actions::USER_PASSWORD_SET,
             target: Some(person.username.clone()),
-            details: json!({ "via": "shell" }),
+            details: json!({ "via": "shell" }).into(),
         };
         self.store.update_person(person.id, &update, &audit).await?;
         self.store.delete_sessions_of(person.id, None).await?;

@@ -95,7 +95,7 @@ impl Usher {
             actor: actor.map(|a| a.username.clone()),
             action,
             target: Some(target),
-            details,
+            details: details.into(),
         }
     }
 
@@ -525,7 +525,7 @@ impl Usher {
             actor: Some(new.username.clone()),
             action: space_actions::REGISTER,
             target: Some(new.username.clone()),
-            details: json!({ "space": registration.space.group_path(), "email": new.email }),
+            details: json!({ "space": registration.space.group_path(), "email": new.email }).into(),
         };
         let person = self
             .store

@@ -9,10 +9,6 @@
 //! lease and agrees on where the job stands: that fence is what keeps a row from being
 //! applied twice when a worker that lost its job wakes up.
 
-use std::borrow::Cow;
-
-use crate::sql::DerivedColumns;
-use serde::Serialize;
 use time::OffsetDateTime;
 use usher_core::audit::AuditRecord;
 use usher_core::clock::{from_millis, to_millis};
@@ -21,13 +17,22 @@ use usher_core::import::{
     ImportCounts, ImportIssue, ImportJob, ImportKeys, ImportLease, ImportLookup, ImportState,
     ImportStep, ImportUpdate, NewImport, Severity,
 };
-use usher_core::people::{Person, Profile};
+use usher_core::people::Person;
 use usher_core::query::Page;
 use usher_core::store::{Conflict, NewPerson, StoreError, StoreResult};
 
+use crate::sql::DerivedColumns;
+
 use super::{backend, begin_write, db_error, SqlStore};
+use step_data::{
+    rows_from, unnest_rows, update_columns, Fields, PreparedStepRows, StepData, AUDIT_FIELDS,
+    ID_FIELDS, ISSUE_FIELDS, MEMBERSHIP_FIELDS, NEW_MEMBERSHIP_FIELDS, PERSON_FIELDS,
+    SQLITE_AUDIT_FIELDS, UPDATE_FIELDS, USERNAME_FIELDS,
+};
 use step_rows::StepRows;
 
+mod jsonb;
+mod step_data;
 mod step_rows;
 use crate::pool::{on_pool, Pool};
 use crate::rows::PersonRow;
@@ -112,43 +117,6 @@ type MembershipRow = (i64, String, String, String);
 
 type IssueRow = (i64, i64, String, String, String, String, String);
 
-/// `(field, PostgreSQL type)` of the objects of a JSON array a statement reads.
-type Fields = &'static [(&'static str, &'static str)];
-
-/// A FROM item named `j` with one row per object of the JSON array bound to `$param`, its
-/// columns named after `fields`.
-///
-/// On SQLite the objects are first materialised, once each, in SQLite's binary JSON: read
-/// straight from `json_each`, every `value->>'field'` would render the whole object to text
-/// again (one object per field per row, the largest cost of a step when measured), and read
-/// from text each would parse it again (binary made a 2,000-row step about 20% faster). There
-/// `j.ord` is also each object's place in the array, from 0.
-fn json_rows(pool: &Pool, param: usize, fields: Fields) -> String {
-    match pool {
-        Pool::Sqlite(_) => {
-            let columns: Vec<String> = fields
-                .iter()
-                .map(|(name, _)| format!("v->>'{name}' AS {name}"))
-                .collect();
-            format!(
-                "(WITH r AS MATERIALIZED (SELECT key AS ord, jsonb(value) AS v FROM json_each(${param})) \
-                 SELECT ord, {} FROM r) AS j",
-                columns.join(", ")
-            )
-        }
-        Pool::Postgres(_) => {
-            let columns: Vec<String> = fields
-                .iter()
-                .map(|(name, kind)| format!("{name} {kind}"))
-                .collect();
-            format!(
-                "json_to_recordset(${param}::json) AS j({})",
-                columns.join(", ")
-            )
-        }
-    }
-}
-
 /// The people `sql` (a query of [`PERSON_COLUMNS`] with one parameter) reads, `bind` bound.
 async fn read_people(pool: &Pool, sql: &str, bind: &str) -> StoreResult<Vec<PersonRow>> {
     match pool {
@@ -175,97 +143,6 @@ fn json_strings(pool: &Pool, param: usize) -> String {
         Pool::Postgres(_) => format!("SELECT json_array_elements_text(${param}::json)"),
     }
 }
-
-/// PostgreSQL: a FROM item named `j` with one row per element of the arrays bound to `$1`,
-/// `$2`… (one per field, in the order of `fields`), its columns named after `fields`.
-fn unnest_rows(fields: Fields) -> String {
-    let arrays: Vec<String> = fields
-        .iter()
-        .enumerate()
-        .map(|(i, (_, kind))| format!("${}::{kind}[]", i + 1))
-        .collect();
-    let names: Vec<&str> = fields.iter().map(|(name, _)| *name).collect();
-    format!("unnest({}) AS j({})", arrays.join(", "), names.join(", "))
-}
-
-const PERSON_FIELDS: Fields = &[
-    ("username", "text"),
-    ("first_name", "text"),
-    ("last_name", "text"),
-    ("email", "text"),
-    ("email_key", "text"),
-    ("first_name_key", "text"),
-    ("last_name_key", "text"),
-    ("search_text", "text"),
-    ("password_hash", "text"),
-    ("password_temporary", "boolean"),
-    ("enabled", "boolean"),
-    ("kind", "text"),
-    ("source", "text"),
-    ("super_user", "boolean"),
-    ("created_at", "bigint"),
-    ("position", "text"),
-    ("organization", "text"),
-    ("department", "text"),
-    ("location", "text"),
-    ("phone", "text"),
-    ("manager", "text"),
-    ("about_me", "text"),
-    ("time_zone", "text"),
-];
-
-/// The columns an import changes on an existing person (never the password).
-const UPDATE_FIELDS: Fields = &[
-    ("id", "bigint"),
-    ("first_name", "text"),
-    ("last_name", "text"),
-    ("email", "text"),
-    ("email_key", "text"),
-    ("first_name_key", "text"),
-    ("last_name_key", "text"),
-    ("search_text", "text"),
-    ("enabled", "boolean"),
-    ("position", "text"),
-    ("organization", "text"),
-    ("department", "text"),
-    ("location", "text"),
-    ("phone", "text"),
-    ("manager", "text"),
-    ("about_me", "text"),
-    ("time_zone", "text"),
-    ("email_changed", "boolean"),
-];
-
-/// The columns of [`UPDATE_FIELDS`] an update writes: all but the id and the flag.
-fn update_columns() -> impl Iterator<Item = &'static str> {
-    UPDATE_FIELDS[1..]
-        .iter()
-        .map(|(n, _)| *n)
-        .filter(|n| *n != "email_changed")
-}
-
-const MEMBERSHIP_FIELDS: Fields = &[("username", "text"), ("grp", "text"), ("role", "text")];
-const NEW_MEMBERSHIP_FIELDS: Fields = &[("person_id", "bigint"), ("grp", "text"), ("role", "text")];
-
-const AUDIT_FIELDS: Fields = &[
-    ("at", "bigint"),
-    ("actor", "text"),
-    ("action", "text"),
-    ("target", "text"),
-    ("details", "text"),
-];
-
-const ISSUE_FIELDS: Fields = &[
-    ("line", "bigint"),
-    ("username", "text"),
-    ("field", "text"),
-    ("severity", "text"),
-    ("code", "text"),
-    ("message", "text"),
-];
-
-const ID_FIELDS: Fields = &[("id", "bigint")];
-const USERNAME_FIELDS: Fields = &[("username", "text")];
 
 /// The statements of a step for one backend.
 struct StepSql {
@@ -319,7 +196,7 @@ impl StepSql {
         let stamps_changes = matches!(pool, Pool::Sqlite(_));
         // The statements of `StepRows`: JSON on SQLite, one array per column on PostgreSQL.
         let step_rows = |fields: Fields| match pool {
-            Pool::Sqlite(_) => json_rows(pool, 1, fields),
+            Pool::Sqlite(_) => rows_from(pool, 1, fields),
             Pool::Postgres(_) => unnest_rows(fields),
         };
         let (stamp_column, stamp_value, stamp_set) = if stamps_changes {
@@ -339,13 +216,19 @@ impl StepSql {
             stamps_changes,
             // A username a deleted person held stays reserved: such rows are left out, and
             // the caller sees fewer rows back.
+            // SQLite reads the new ids back apart (`StepRows::insert_people`); PostgreSQL
+            // returns them.
             insert_people: format!(
                 "INSERT INTO people ({}{stamp_column}) SELECT {}{stamp_value} FROM {} \
-                 WHERE NOT EXISTS (SELECT 1 FROM deleted_usernames d WHERE d.username = j.username) \
-                 RETURNING id, username",
+                 WHERE NOT EXISTS (SELECT 1 FROM deleted_usernames d WHERE d.username = j.username)\
+                 {}",
                 names(PERSON_FIELDS),
                 select(PERSON_FIELDS),
-                step_rows(PERSON_FIELDS)
+                step_rows(PERSON_FIELDS),
+                match pool {
+                    Pool::Sqlite(_) => "",
+                    Pool::Postgres(_) => " RETURNING id, username",
+                }
             ),
             // `WHERE true` settles SQLite's parse of ON CONFLICT after a join.
             insert_memberships: format!(
@@ -353,7 +236,7 @@ impl StepSql {
                  FROM {} JOIN people p ON p.username = j.username \
                  JOIN user_groups g ON g.path = j.grp WHERE true \
                  ON CONFLICT (person_id, group_id) DO NOTHING",
-                json_rows(pool, 1, MEMBERSHIP_FIELDS)
+                rows_from(pool, 1, MEMBERSHIP_FIELDS)
             ),
             // The memberships of people the step itself created: by id (their insert returned
             // them), and none can exist yet. On PostgreSQL the join on usernames and the
@@ -365,343 +248,47 @@ impl StepSql {
             ),
             update_people_and_email: format!(
                 "UPDATE people SET {sets} FROM {} WHERE people.id = j.id AND j.email_changed",
-                json_rows(pool, 1, UPDATE_FIELDS)
+                rows_from(pool, 1, UPDATE_FIELDS)
             ),
             update_people_keeping_email: format!(
                 "UPDATE people SET {sets_keeping_email} FROM {} \
                  WHERE people.id = j.id AND NOT j.email_changed",
-                json_rows(pool, 1, UPDATE_FIELDS)
+                rows_from(pool, 1, UPDATE_FIELDS)
             ),
             end_sessions: format!(
                 "DELETE FROM sessions WHERE person_id IN (SELECT j.id FROM {})",
-                json_rows(pool, 1, ID_FIELDS)
+                rows_from(pool, 1, ID_FIELDS)
             ),
-            insert_audit: format!(
-                "INSERT INTO audit_log ({}, target_id) SELECT {}, {} FROM {}",
-                names(AUDIT_FIELDS),
-                select(AUDIT_FIELDS),
-                audit_target_person("j.action", "j.target"),
-                step_rows(AUDIT_FIELDS)
-            ),
+            // An entry's person: on SQLite given by its row (the id of a changed person, or the
+            // place of a new one among the step's new people, whose first id is `$2`); on
+            // PostgreSQL looked up by username.
+            insert_audit: match pool {
+                Pool::Sqlite(_) => format!(
+                    "INSERT INTO audit_log ({}, target_id) \
+                     SELECT {}, coalesce(j.target_id, $2 + j.new_person) FROM {}",
+                    names(AUDIT_FIELDS),
+                    select(AUDIT_FIELDS),
+                    rows_from(pool, 1, SQLITE_AUDIT_FIELDS)
+                ),
+                Pool::Postgres(_) => format!(
+                    "INSERT INTO audit_log ({}, target_id) SELECT {}, {} FROM {}",
+                    names(AUDIT_FIELDS),
+                    select(AUDIT_FIELDS),
+                    audit_target_person("j.action", "j.target"),
+                    unnest_rows(AUDIT_FIELDS)
+                ),
+            },
             insert_issues: format!(
                 "INSERT INTO import_issues (job_id, {}) SELECT $2, {} FROM {}",
                 names(ISSUE_FIELDS),
                 select(ISSUE_FIELDS),
-                json_rows(pool, 1, ISSUE_FIELDS)
+                rows_from(pool, 1, ISSUE_FIELDS)
             ),
             insert_invites: format!(
                 "INSERT INTO import_invites (job_id, username) SELECT $2, j.username FROM {} \
                  WHERE true ON CONFLICT (job_id, username) DO NOTHING",
-                json_rows(pool, 1, USERNAME_FIELDS)
+                rows_from(pool, 1, USERNAME_FIELDS)
             ),
-        }
-    }
-}
-
-/// An audit entry as the statements read it.
-#[derive(Serialize)]
-struct AuditJson<'a> {
-    at: i64,
-    actor: Option<&'a str>,
-    action: &'a str,
-    target: Option<&'a str>,
-    details: String,
-}
-
-fn audit_json<'a>(audits: impl IntoIterator<Item = &'a AuditRecord>) -> String {
-    let rows: Vec<AuditJson> = audits
-        .into_iter()
-        .map(|a| AuditJson {
-            at: to_millis(a.at),
-            actor: a.actor.as_deref(),
-            action: a.action,
-            target: a.target.as_deref(),
-            details: a.details.to_string(),
-        })
-        .collect();
-    to_json(&rows)
-}
-
-/// A created person: the fields of [`PERSON_FIELDS`].
-#[derive(Serialize)]
-struct PersonJson<'a> {
-    username: &'a str,
-    first_name: &'a str,
-    last_name: &'a str,
-    email: &'a str,
-    #[serde(flatten)]
-    derived: DerivedColumns,
-    password_hash: Option<&'a str>,
-    password_temporary: bool,
-    enabled: bool,
-    kind: &'a str,
-    source: &'a str,
-    super_user: bool,
-    created_at: i64,
-    #[serde(flatten)]
-    profile: ProfileJson<'a>,
-}
-
-/// A changed person: the fields of [`UPDATE_FIELDS`].
-#[derive(Serialize)]
-struct UpdateJson<'a> {
-    id: i64,
-    first_name: &'a str,
-    last_name: &'a str,
-    email: &'a str,
-    #[serde(flatten)]
-    derived: DerivedColumns,
-    enabled: bool,
-    #[serde(flatten)]
-    profile: ProfileJson<'a>,
-    email_changed: bool,
-}
-
-#[derive(Serialize)]
-struct ProfileJson<'a> {
-    position: Option<&'a str>,
-    organization: Option<&'a str>,
-    department: Option<&'a str>,
-    location: Option<&'a str>,
-    phone: Option<&'a str>,
-    manager: Option<&'a str>,
-    about_me: Option<&'a str>,
-    time_zone: Option<&'a str>,
-}
-
-impl<'a> From<&'a Profile> for ProfileJson<'a> {
-    fn from(p: &'a Profile) -> Self {
-        Self {
-            position: p.position.as_deref(),
-            organization: p.organization.as_deref(),
-            department: p.department.as_deref(),
-            location: p.location.as_deref(),
-            phone: p.phone.as_deref(),
-            manager: p.manager.as_deref(),
-            about_me: p.about_me.as_deref(),
-            time_zone: p.time_zone.as_deref(),
-        }
-    }
-}
-
-#[derive(Serialize)]
-struct MembershipJson<'a> {
-    username: &'a str,
-    grp: &'a str,
-    role: &'a str,
-}
-
-#[derive(Serialize)]
-struct NewMembershipJson<'a> {
-    person_id: i64,
-    grp: &'a str,
-    role: &'a str,
-}
-
-/// The memberships of the people a step created, `(person id, group path, role)`, given the
-/// ids their insert returned.
-fn new_memberships<'a>(
-    step: &'a ImportStep,
-    ids: &[(i64, String)],
-) -> Vec<(i64, &'a str, &'a str)> {
-    let ids: std::collections::HashMap<&str, i64> =
-        ids.iter().map(|(id, u)| (u.as_str(), *id)).collect();
-    step.creates
-        .iter()
-        .filter_map(|n| ids.get(n.username.as_str()).map(|id| (*id, n)))
-        .flat_map(|(person_id, n)| {
-            n.memberships
-                .iter()
-                .map(move |(group, role)| (person_id, group.as_str(), role.as_str()))
-        })
-        .collect()
-}
-
-/// [`new_memberships`] as the JSON array SQLite's statement reads.
-fn new_memberships_json(step: &ImportStep, ids: &[(i64, String)]) -> Option<String> {
-    let rows: Vec<NewMembershipJson> = new_memberships(step, ids)
-        .into_iter()
-        .map(|(person_id, grp, role)| NewMembershipJson {
-            person_id,
-            grp,
-            role,
-        })
-        .collect();
-    non_empty(rows)
-}
-
-#[derive(Serialize)]
-struct IssueJson<'a> {
-    line: i64,
-    username: &'a str,
-    field: &'a str,
-    severity: &'a str,
-    code: &'a str,
-    message: &'a str,
-}
-
-#[derive(Serialize)]
-struct IdJson {
-    id: i64,
-}
-
-#[derive(Serialize)]
-struct UsernameJson<'a> {
-    username: &'a str,
-}
-
-/// Serialises straight from borrowed fields: no intermediate `serde_json::Value` per row.
-fn to_json<T: Serialize>(rows: &[T]) -> String {
-    serde_json::to_string(rows).unwrap_or_else(|_| "[]".into())
-}
-
-fn non_empty<T: Serialize>(rows: Vec<T>) -> Option<String> {
-    (!rows.is_empty()).then(|| to_json(&rows))
-}
-
-/// What [`SqlStore::prepare_rows`] makes of a step's new people, changed people and audit
-/// entries ahead of its turn to commit ([`ImportStep::prepared`]).
-pub(super) enum PreparedStepRows {
-    /// SQLite: their JSON arrays.
-    Json {
-        people: Option<String>,
-        updates: Option<String>,
-        audits: Option<String>,
-    },
-    /// PostgreSQL: the derived columns of the new people and the audit details as text; its
-    /// arrays borrow the rest from the step.
-    Columns {
-        derived: Vec<DerivedColumns>,
-        details: Vec<String>,
-    },
-}
-
-impl PreparedStepRows {
-    fn of(step: &ImportStep) -> Option<&Self> {
-        step.prepared.as_ref().and_then(|p| p.get::<Self>())
-    }
-}
-
-fn people_json<'a>(creates: impl IntoIterator<Item = &'a NewPerson>) -> Option<String> {
-    let people = creates
-        .into_iter()
-        .map(|n| PersonJson {
-            username: &n.username,
-            first_name: &n.first_name,
-            last_name: &n.last_name,
-            email: &n.email,
-            derived: DerivedColumns::of(&n.username, &n.first_name, &n.last_name, &n.email),
-            password_hash: n.password_hash.as_deref(),
-            password_temporary: n.password_temporary,
-            enabled: n.enabled,
-            kind: n.kind.as_str(),
-            source: n.source.as_str(),
-            super_user: n.super_user,
-            created_at: to_millis(n.created_at),
-            profile: (&n.profile).into(),
-        })
-        .collect();
-    non_empty(people)
-}
-
-fn updates_json<'a>(updates: impl IntoIterator<Item = &'a ImportUpdate>) -> Option<String> {
-    let updates = updates
-        .into_iter()
-        .map(|u| {
-            let n = &u.update;
-            UpdateJson {
-                id: u.id,
-                first_name: &n.first_name,
-                last_name: &n.last_name,
-                email: &n.email,
-                derived: DerivedColumns::of(&u.username, &n.first_name, &n.last_name, &n.email),
-                enabled: n.enabled,
-                profile: (&n.profile).into(),
-                email_changed: u.email_changed,
-            }
-        })
-        .collect();
-    non_empty(updates)
-}
-
-/// The JSON arrays of one step: those prepared ahead when they were, the others built before
-/// the transaction. The new people and the audit entries are left out where the backend takes
-/// them as column arrays ([`StepRows`]).
-struct StepJson<'a> {
-    people: Option<Cow<'a, str>>,
-    added_memberships: Option<String>,
-    updates: Option<Cow<'a, str>>,
-    end_sessions: Option<String>,
-    audits: Option<Cow<'a, str>>,
-    issues: Option<String>,
-    invites: Option<String>,
-}
-
-impl<'a> StepJson<'a> {
-    fn new(step: &'a ImportStep, pool: &Pool) -> Self {
-        // The statements of `StepRows` read JSON on SQLite only (column arrays on PostgreSQL).
-        let step_rows_as_json = matches!(pool, Pool::Sqlite(_));
-        let (people, updates, audits) = match PreparedStepRows::of(step) {
-            Some(PreparedStepRows::Json {
-                people,
-                updates,
-                audits,
-            }) => (
-                people.as_deref().map(Cow::Borrowed),
-                updates.as_deref().map(Cow::Borrowed),
-                audits.as_deref().map(Cow::Borrowed),
-            ),
-            _ => (
-                step_rows_as_json
-                    .then(|| people_json(&step.creates))
-                    .flatten()
-                    .map(Cow::Owned),
-                updates_json(&step.updates).map(Cow::Owned),
-                (step_rows_as_json && !step.audits.is_empty())
-                    .then(|| Cow::Owned(audit_json(&step.audits))),
-            ),
-        };
-        let memberships = step
-            .updates
-            .iter()
-            .flat_map(|u| u.add_memberships.iter().map(move |m| (&u.username, m)))
-            .map(|(username, (group, role))| MembershipJson {
-                username,
-                grp: group,
-                role,
-            })
-            .collect();
-        let end_sessions = step
-            .updates
-            .iter()
-            .filter(|u| u.end_sessions)
-            .map(|u| IdJson { id: u.id })
-            .collect();
-        let issues = step
-            .issues
-            .iter()
-            .map(|i| IssueJson {
-                line: signed(i.line),
-                username: &i.username,
-                field: &i.field,
-                severity: i.severity.as_str(),
-                code: &i.code,
-                message: &i.message,
-            })
-            .collect();
-        let invites = step
-            .invites
-            .iter()
-            .map(|u| UsernameJson { username: u })
-            .collect();
-        Self {
-            people,
-            added_memberships: non_empty(memberships),
-            updates,
-            end_sessions: non_empty(end_sessions),
-            audits,
-            issues: non_empty(issues),
-            invites: non_empty(invites),
         }
     }
 }
@@ -725,23 +312,19 @@ impl SqlStore {
         }
     }
 
-    /// See [`usher_core::store::Store::prepare_import_rows`].
+    /// See [`usher_core::store::Store::prepare_import_rows`]. Rows that cannot be encoded are
+    /// left unprepared: the step encodes them again at its turn, and fails with why.
     pub(super) fn prepare_rows(
         &self,
         creates: &[&NewPerson],
         updates: &[&ImportUpdate],
         audits: &[&AuditRecord],
-    ) -> PreparedStepRows {
+    ) -> Option<PreparedStepRows> {
         match self.writer() {
-            Pool::Sqlite(_) => PreparedStepRows::Json {
-                people: people_json(creates.iter().copied()),
-                updates: updates_json(updates.iter().copied()),
-                audits: (!audits.is_empty()).then(|| audit_json(audits.iter().copied())),
-            },
-            Pool::Postgres(_) => PreparedStepRows::Columns {
+            Pool::Sqlite(_) => PreparedStepRows::sqlite(creates, updates, audits).ok(),
+            Pool::Postgres(_) => Some(PreparedStepRows::Columns {
                 derived: creates.iter().map(|n| DerivedColumns::of_new(n)).collect(),
-                details: audits.iter().map(|a| a.details.to_string()).collect(),
-            },
+            }),
         }
     }
 
@@ -1052,7 +635,7 @@ impl SqlStore {
         step: &ImportStep,
     ) -> StoreResult<()> {
         let sql = StepSql::new(self.pool());
-        let data = StepJson::new(step, self.pool());
+        let data = StepData::new(step, self.pool())?;
         let c = &step.counts;
         on_pool!(self.writer(), |p| {
             let mut tx = begin_write(p).await.map_err(db_error)?;
@@ -1093,8 +676,9 @@ impl SqlStore {
                 .map_err(db_error)?;
                 first_change = last - signed(written as u64);
             }
+            let mut ids = Vec::new();
             if !step.creates.is_empty() {
-                let ids = StepRows::insert_people(&mut tx, &sql, step, &data, first_change).await?;
+                ids = StepRows::insert_people(&mut tx, &sql, step, &data, first_change).await?;
                 if ids.len() != step.creates.len() {
                     return Err(StoreError::Conflict(Conflict::UsernameReserved));
                 }
@@ -1137,7 +721,7 @@ impl SqlStore {
                     .await
                     .map_err(db_error)?;
             }
-            StepRows::insert_audits(&mut tx, &sql, step, &data).await?;
+            StepRows::insert_audits(&mut tx, &sql, step, &data, &ids).await?;
             if let Some(issues) = &data.issues {
                 sqlx::query(&sql.insert_issues)
                     .bind(issues)

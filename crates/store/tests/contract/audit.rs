@@ -45,7 +45,7 @@ fn record(
         actor: actor.map(str::to_owned),
         action,
         target: target.map(str::to_owned),
-        details: json!({ "minute": minute }),
+        details: json!({ "minute": minute }).into(),
     }
 }
 
@@ -71,7 +71,7 @@ usher_store::on_both_backends! {
             actor: None,
             action: actions::USER_CREATE,
             target: Some("jane.doe".into()),
-            details: json!({ "after": { "username": "jane.doe", "groups": ["/platform/users"] } }),
+            details: json!({ "after": { "username": "jane.doe", "groups": ["/platform/users"] } }).into(),
         };
         let person = store
             .insert_person(&new_person("jane.doe", "Jane", "Doe"), &created)
@@ -87,7 +87,7 @@ usher_store::on_both_backends! {
             details: json!({
                 "before": { "first_name": "Jane" },
                 "after": { "first_name": "Janet" },
-            }),
+            }).into(),
         };
         store
             .update_person(person.id, &update, &updated)
@@ -98,7 +98,7 @@ usher_store::on_both_backends! {
             actor: Some("admin".into()),
             action: actions::USER_DELETE,
             target: Some("jane.doe".into()),
-            details: json!({}),
+            details: json!({}).into(),
         };
         store.delete_person(person.id, &deleted).await.unwrap();
 
@@ -107,7 +107,7 @@ usher_store::on_both_backends! {
         assert_eq!(total, 3);
         let expected: Vec<_> = [deleted, updated, created]
             .into_iter()
-            .map(|r| (r.at, r.actor, r.action.to_owned(), r.target, r.details))
+            .map(|r| (r.at, r.actor, r.action.to_owned(), r.target, r.details.to_value()))
             .collect();
         let actual: Vec<_> = items
             .into_iter()
@@ -150,7 +150,7 @@ usher_store::on_both_backends! {
             actor: None,
             action: actions::USER_PASSWORD_SET,
             target: None,
-            details: json!({ "reason": "first start", "count": 2, "nested": [1, "two", null] }),
+            details: json!({ "reason": "first start", "count": 2, "nested": [1, "two", null] }).into(),
         };
 
         store.append_audit(&entry).await.unwrap();
@@ -162,7 +162,7 @@ usher_store::on_both_backends! {
         assert_eq!(items[0].actor, None);
         assert_eq!(items[0].action, actions::USER_PASSWORD_SET);
         assert_eq!(items[0].target, None);
-        assert_eq!(items[0].details, entry.details);
+        assert_eq!(items[0].details, entry.details.to_value());
     }
 
     async fn a_persons_history_is_found_by_name_while_they_exist_and_after_their_deletion(db) {

@@ -178,6 +178,61 @@ usher_store::on_both_backends! {
         step_with_every_kind_of_row(&store, true).await;
     }
 
+    async fn each_new_person_of_a_step_gets_their_own_memberships_and_history(db) {
+        // SQLite tells the new people's ids from the last one inserted: each membership and
+        // audit entry must still reach its own person, after ids that a deleted person left.
+        let store = db.store().await;
+        for prepared in [false, true] {
+            let gone = insert_named(&store, &format!("gone.before{prepared}")).await;
+            store.delete_person(gone.id, &audit(actions::USER_DELETE, &gone.username, T0)).await.unwrap();
+            let id = queued_job(&store, 3).await;
+            store
+                .claim_import(&lease("n", "tok", 5), at(0), None)
+                .await
+                .unwrap();
+            let roles = ["member", "manager", "redactor"];
+            let names: Vec<String> = (0..3).map(|i| format!("new.p{i}x{prepared}")).collect();
+            let counts = ImportCounts {
+                rows: 3,
+                processed: 3,
+                created: 3,
+                ..ImportCounts::default()
+            };
+            let mut s = step(0, counts);
+            for (name, role) in names.iter().zip(roles) {
+                let mut p = new_person(name, "New", "Person");
+                p.memberships = vec![(USERS.into(), role.into())];
+                s.creates.push(p);
+                let mut entry = audit(actions::USER_CREATE, name, at(1));
+                entry.details = json!({ "role": role }).into();
+                s.audits.push(entry);
+            }
+            if prepared {
+                let creates: Vec<_> = s.creates.iter().collect();
+                let audits: Vec<_> = s.audits.iter().collect();
+                s.prepared = store.prepare_import_rows(&creates, &[], &audits);
+            }
+            store.apply_import_step(id, "tok", &s).await.unwrap();
+            for (name, role) in names.iter().zip(roles) {
+                let person = store.person_by_username(name).await.unwrap().unwrap();
+                assert!(person.id > gone.id, "{name}");
+                let memberships = store.memberships(person.id).await.unwrap();
+                assert_eq!(memberships.len(), 1, "{name}");
+                assert_eq!(memberships[0].role, role, "{name}");
+                let history = store
+                    .audit_entries(&AuditFilter {
+                        target: Some(name.clone()),
+                        limit: 10,
+                        ..AuditFilter::default()
+                    })
+                    .await
+                    .unwrap();
+                assert_eq!(history.total, 1, "{name}");
+                assert_eq!(history.items[0].details, json!({ "role": role }), "{name}");
+            }
+        }
+    }
+
     async fn a_step_changes_the_key_only_of_the_addresses_that_changed(db) {
         // Two statements write a step's updates: one with the email's key, one without.
         let store = db.store().await;
@@ -293,7 +348,7 @@ usher_store::on_both_backends! {
             actor: Some("admin".into()),
             action: actions::IMPORT_FINISH,
             target: None,
-            details: json!({ "job": id }),
+            details: json!({ "job": id }).into(),
         };
         assert!(matches!(
             store.finish_import(id, "other", ImportState::Done, None, at(2), &finish).await,
@@ -451,7 +506,7 @@ async fn step_with_every_kind_of_row(store: &SqlStore, prepared: bool) {
             record.at,
             record.actor.as_deref(),
             record.action,
-            &record.details
+            &record.details.to_value()
         )
     );
     assert!(person.password_temporary && person.has_password);

@@ -56,7 +56,7 @@ pub fn audit(action: &'static str, target: &str, at: OffsetDateTime) -> AuditRec
         actor: Some("admin".into()),
         action,
         target: Some(target.to_owned()),
-        details: json!({ "target": target }),
+        details: json!({ "target": target }).into(),
     }
 }
 
