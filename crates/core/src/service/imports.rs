@@ -232,7 +232,8 @@ impl ImportUpload {
 #[derive(Clone)]
 pub struct RunOptions {
     /// Rows per batch (one store lookup, then steps of at most this many rows); `None`: the
-    /// store's choice ([`Store::import_batch_rows`]).
+    /// store's choice ([`Store::import_batch_rows`]), reached by doubling from
+    /// [`FIRST_BATCH_ROWS`] ([`BatchSizes`]).
     pub batch_size: Option<usize>,
     /// At most this many passwords hashed per step, so that steps (and progress) stay short
     /// when every row brings a password.
@@ -701,13 +702,12 @@ impl Engine<'_> {
         let handle = tokio::runtime::Handle::current();
         let skip = self.counts.processed;
         let capacity = usize::try_from(self.counts.rows).unwrap_or(0);
-        let batch_size = self
-            .options
-            .batch_size
-            .unwrap_or_else(|| self.usher.store.import_batch_rows())
-            .max(1);
+        let sizes = match self.options.batch_size {
+            Some(size) => BatchSizes::fixed(size),
+            None => BatchSizes::growing(self.usher.store.import_batch_rows()),
+        };
         let reader = tokio::task::spawn_blocking(move || {
-            read_rows(handle, source, skip, capacity, batch_size, tx)
+            read_rows(handle, source, skip, capacity, sizes, tx)
         });
         let ended = self.apply_all(&mut rx).await;
         // Stops the reader if it is still going (its sends fail), then waits for it.
@@ -1231,6 +1231,47 @@ impl Planner {
     }
 }
 
+/// The first batch of a run whose batch size is the store's choice.
+pub const FIRST_BATCH_ROWS: usize = 250;
+
+/// The sizes of a run's batches, one after the other.
+///
+/// Nothing is written until the first batch has been read, looked up and planned, and the
+/// reading and planning of each batch overlap the writing of the one before: a first batch of
+/// the store's full size (4,000 rows on SQLite) kept the writer waiting 45–55 ms, a fifth of a
+/// 10,000-row import (timed in the server). Batches start small and double up to that size, so
+/// that the first rows are written (and the progress moves) within 10 ms.
+#[derive(Debug, Clone, Copy)]
+struct BatchSizes {
+    next: usize,
+    max: usize,
+}
+
+impl BatchSizes {
+    fn fixed(size: usize) -> Self {
+        let size = size.max(1);
+        Self {
+            next: size,
+            max: size,
+        }
+    }
+
+    fn growing(max: usize) -> Self {
+        let max = max.max(1);
+        Self {
+            next: FIRST_BATCH_ROWS.min(max),
+            max,
+        }
+    }
+
+    /// The size of the next batch.
+    fn take(&mut self) -> usize {
+        let size = self.next;
+        self.next = (self.next * 2).min(self.max);
+        size
+    }
+}
+
 /// The reading thread: parses the file chunk by chunk, skips the rows a previous run
 /// processed (noting their keys for the duplicate check), checks the others and sends them in
 /// batches. Stops quietly when the applier hangs up.
@@ -1239,7 +1280,7 @@ fn read_rows(
     mut source: Box<dyn ChunkSource>,
     skip: u64,
     capacity: usize,
-    batch_size: usize,
+    mut sizes: BatchSizes,
     tx: mpsc::Sender<Produced>,
 ) {
     let fail = |tx: &mpsc::Sender<Produced>, message: String| {
@@ -1249,6 +1290,7 @@ fn read_rows(
     let mut header: Option<Arc<Header>> = None;
     let mut seen = SeenKeys::with_capacity(capacity);
     let mut index = 0u64;
+    let mut batch_size = sizes.take();
     let mut batch = Vec::with_capacity(batch_size);
     loop {
         let next = match stream.next_record() {
@@ -1291,6 +1333,7 @@ fn read_rows(
                 }
                 batch.push(parse_row(h, &record, &mut seen));
                 if batch.len() >= batch_size {
+                    batch_size = sizes.take();
                     let full = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
                     if tx.blocking_send(Produced::Batch(full)).is_err() {
                         return;
@@ -1454,6 +1497,17 @@ mod tests {
 
     fn report(line: u64, code: &str) -> ImportIssue {
         issue(line, "someone", "email", Severity::Warning, code, "a line")
+    }
+
+    #[test]
+    fn batches_grow_from_the_first_to_the_store_s_size() {
+        let mut sizes = BatchSizes::growing(4000);
+        let taken: Vec<usize> = (0..8).map(|_| sizes.take()).collect();
+        assert_eq!(taken, [250, 500, 1000, 2000, 4000, 4000, 4000, 4000]);
+        let mut small = BatchSizes::growing(100);
+        assert_eq!((small.take(), small.take()), (100, 100));
+        let mut fixed = BatchSizes::fixed(7);
+        assert_eq!((fixed.take(), fixed.take()), (7, 7));
     }
 
     #[test]
