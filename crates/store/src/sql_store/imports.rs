@@ -294,11 +294,13 @@ impl StepSql {
 }
 
 /// Rows per import batch on SQLite. Its one writer dirties most leaf pages of the random-order
-/// indexes (usernames, emails, last names, audit targets) in every step whatever the step's
-/// size, and writes each of them to the WAL at each commit: at 100,000 people, 4,000-row steps
-/// imported 31k rows/s against 28k for 2,000 (5,000: 33–35k, but a 1,000,000-row import then
-/// peaked at 242 MiB, too near W5's 256).
-const SQLITE_BATCH_ROWS: usize = 4000;
+/// indexes (usernames, emails) in every step whatever the step's size, and writes each of them
+/// to the WAL at each commit. Measured through the server, medians of 5 runs of a 100,000-row
+/// file: 4,000-row steps imported 30.7k rows/s at 10,000 people stored and 20.4k at 110,000,
+/// 8,000-row steps 35.2k and 28.9k. A 1,000,000-row import then peaked at 203 MiB against 171
+/// (12,000 rows: 246 MiB, too near W5's 256). (Before steps were read as JSONB and imports'
+/// audit details rendered without `serde_json::Value`, 5,000 rows already peaked at 242 MiB.)
+const SQLITE_BATCH_ROWS: usize = 8000;
 
 /// Rows per import batch on PostgreSQL: 4,000 was measured 2–4% faster for 40 MiB more.
 const POSTGRES_BATCH_ROWS: usize = 2000;

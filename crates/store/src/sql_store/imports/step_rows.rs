@@ -93,7 +93,9 @@ impl StepRows for sqlx::Sqlite {
                 .zip(&step.creates)
                 .all(|((_, username), new)| *username == new.username);
         if !in_order {
-            return Err(backend("a step's new people were inserted out of their order"));
+            return Err(backend(
+                "a step's new people were inserted out of their order",
+            ));
         }
         Ok(ids)
     }
