@@ -27,7 +27,7 @@ use super::{backend, begin_write, db_error, SqlStore};
 use step_data::{
     rows_from, unnest_rows, update_columns, Fields, PreparedStepRows, StepData, AUDIT_FIELDS,
     ID_FIELDS, ISSUE_FIELDS, MEMBERSHIP_FIELDS, NEW_MEMBERSHIP_FIELDS, PERSON_FIELDS,
-    SQLITE_AUDIT_FIELDS, UPDATE_FIELDS, USERNAME_FIELDS,
+    PG_AUDIT_FIELDS, SQLITE_AUDIT_FIELDS, UPDATE_FIELDS, USERNAME_FIELDS,
 };
 use step_rows::StepRows;
 
@@ -36,10 +36,7 @@ mod step_data;
 mod step_rows;
 use crate::pool::{on_pool, Pool};
 use crate::rows::PersonRow;
-use crate::sql::{
-    audit_target_person, insert_audit, insert_message, people_as_json_array, PEOPLE_VIEW,
-    PERSON_COLUMNS,
-};
+use crate::sql::{insert_audit, insert_message, people_as_json_array, PEOPLE_VIEW, PERSON_COLUMNS};
 
 /// Imports writing at least this many people refresh PostgreSQL's statistics when they end.
 const ANALYZE_AFTER_ROWS: i64 = 10_000;
@@ -259,9 +256,9 @@ impl StepSql {
                 "DELETE FROM sessions WHERE person_id IN (SELECT j.id FROM {})",
                 rows_from(pool, 1, ID_FIELDS)
             ),
-            // An entry's person: on SQLite given by its row (the id of a changed person, or the
-            // place of a new one among the step's new people, whose first id is `$2`); on
-            // PostgreSQL looked up by username.
+            // An entry's person is given by its row (`step_data::StepPeople`): on SQLite the id
+            // of a changed person or the place of a new one among the step's new people, whose
+            // first id is `$2`; on PostgreSQL the id.
             insert_audit: match pool {
                 Pool::Sqlite(_) => format!(
                     "INSERT INTO audit_log ({}, target_id) \
@@ -271,11 +268,10 @@ impl StepSql {
                     rows_from(pool, 1, SQLITE_AUDIT_FIELDS)
                 ),
                 Pool::Postgres(_) => format!(
-                    "INSERT INTO audit_log ({}, target_id) SELECT {}, {} FROM {}",
-                    names(AUDIT_FIELDS),
-                    select(AUDIT_FIELDS),
-                    audit_target_person("j.action", "j.target"),
-                    unnest_rows(AUDIT_FIELDS)
+                    "INSERT INTO audit_log ({}) SELECT {} FROM {}",
+                    names(PG_AUDIT_FIELDS),
+                    select(PG_AUDIT_FIELDS),
+                    unnest_rows(PG_AUDIT_FIELDS)
                 ),
             },
             insert_issues: format!(

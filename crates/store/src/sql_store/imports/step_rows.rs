@@ -9,7 +9,11 @@ use usher_core::clock::to_millis;
 use usher_core::import::ImportStep;
 use usher_core::store::{NewPerson, StoreResult};
 
-use super::step_data::{new_membership_rows, new_memberships, Form, PreparedStepRows, StepData};
+use std::collections::HashMap;
+
+use super::step_data::{
+    new_membership_rows, new_memberships, Form, PreparedStepRows, StepData, StepPeople, StepPerson,
+};
 use super::StepSql;
 use crate::sql::DerivedColumns;
 use crate::sql_store::{backend, db_error, WriteTransaction, WriteTx};
@@ -222,18 +226,29 @@ impl StepRows for sqlx::Postgres {
         Ok(())
     }
 
-    /// Binds the arrays of [`super::AUDIT_FIELDS`].
+    /// Binds the arrays of [`super::PG_AUDIT_FIELDS`].
     async fn insert_audits(
         tx: &mut WriteTx<Self>,
         sql: &StepSql,
         step: &ImportStep,
         _: &StepData<'_>,
-        _: &[(i64, String)],
+        ids: &[(i64, String)],
     ) -> StoreResult<()> {
         let audits = &step.audits;
         if audits.is_empty() {
             return Ok(());
         }
+        let people = StepPeople::of(&step.creates, &step.updates);
+        let new_ids: HashMap<&str, i64> = ids.iter().map(|(id, u)| (u.as_str(), *id)).collect();
+        let target_ids: Vec<Option<i64>> = audits
+            .iter()
+            .map(|a| match people.of_entry(a)? {
+                StepPerson::Changed(id) => Some(id),
+                StepPerson::New(place) => {
+                    new_ids.get(step.creates[place].username.as_str()).copied()
+                }
+            })
+            .collect();
         sqlx::query(&sql.insert_audit)
             .bind(audits.iter().map(|a| to_millis(a.at)).collect::<Vec<i64>>())
             .bind(
@@ -255,6 +270,7 @@ impl StepRows for sqlx::Postgres {
                     .map(|a| a.details.as_str())
                     .collect::<Vec<&str>>(),
             )
+            .bind(target_ids)
             .execute(&mut **tx)
             .await
             .map_err(db_error)?;
