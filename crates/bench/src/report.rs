@@ -332,57 +332,57 @@ errors, a job fails, a search total is not exact, the server dies).
   running (the Argon2id rows give that rate) reach 97–98% of the limit on this session's AMD
   EPYC, so nearly all of the distance from a ratio near 80–90% to the limit is that request,
   store and client work, not the cores getting in each other's way.
-- **Imports (W2)** run in batches whose size the store chooses (SQLite 4,000 rows, PostgreSQL
-  2,000), each written as one transaction of a few set-based statements, audited row by row.
+- **Imports (W2)** run in batches that start at 250 rows and double up to the size the store
+  chooses (SQLite 8,000 rows, PostgreSQL 2,000), so that writing starts within 10 ms of a job's
+  start; each is written as one transaction of a few set-based statements, audited row by row.
   While a step commits, the next batch is read, looked up, planned and prepared in the store's
-  form (SQLite: the rows' JSON; PostgreSQL: their derived search columns), and a step's rows
-  move into it rather than being copied, so that the writer waits on nothing but the database
-  (timed: it waited on the planner a few µs a step). On SQLite the steps are written by one
-  connection kept for writes (a 16 MiB page cache that keeps the index pages from one step to
-  the next), a step stamps the change feed itself, its JSON is read once per row in SQLite's
-  binary form, and the WAL is checkpointed at 128 MiB (every eleventh 2,000-row step at 100,000
-  people rather than every third: a checkpoint copies each page once, and the steps dirty the
-  same index pages again and again). The server has glibc map blocks from 128 KiB and give them
-  back when freed, which took a 1,000,000-row import's peak from 209 to 180 MiB and pays for
-  SQLite's larger batches. On PostgreSQL the new people, their memberships and audit entries are
+  form, and a step's rows move into it rather than being copied: timed in the server, the next
+  step was always ready when the writer asked for it. On SQLite the steps are written by one
+  connection kept for writes (a 16 MiB page cache; 32 MiB measured no faster), a step stamps the
+  change feed itself, and the WAL is checkpointed at 128 MiB. A step's rows reach SQLite as one
+  JSONB array of arrays read by position (`v->>N`) rather than JSON text objects read by key:
+  reading a new person's 23 values into a table without indexes took 6.7 µs a row from text
+  objects, 3.7 from these arrays (measured from Python on the same statements). The new
+  people's insert returns nothing: sqlx hands each row a statement returns over from the
+  connection's thread on its own, which cost a 4,000-row insert about half as long again
+  (78–109 ms with `RETURNING`, 48–73 without); their ids are read back as one JSON text. Each
+  audit entry carries its person's id (the step knows it) instead of a username lookup per
+  entry (on PostgreSQL 2,000 entries took 27.6 ms with the lookup, 13.8 without, in `psql`),
+  and its details are rendered once from the row, without a `serde_json::Value` tree per row.
+  That memory, with the binary rows, took a 1,000,000-row SQLite import's peak from 225–232 MiB
+  to 171 at 4,000-row batches, and paid for 8,000-row ones (203 MiB; 12,000 rows: 246, too near
+  W5's 256): at 110,000 people stored, a 100,000-row file went from 20,400 rows/s to 28,900
+  (medians of 5 runs). On PostgreSQL the new people, their memberships and audit entries are
   bound as one array per column (`unnest`, which PostgreSQL decodes far faster than it parses
   JSON text), and after a large import only the change number's statistics are refreshed, once
   the job has ended.
-  Where SQLite falls short of 50,000 rows/s (20 µs a row) is the single writer's own work,
-  and most of it is inserting into indexes whose keys arrive in random order: each such index
-  takes a new entry on most of its leaf pages in every step, and each of those pages is written
-  to the WAL at commit and copied back at the checkpoint. Measured on the same schema without
-  Usher (Python's `sqlite3`, 2,000-row transactions, the second 100,000 people): 73,000 rows/s
-  with only the username and email indexes, 41,000 with the last-name index beside them,
-  38,500 with the audit log's index on its target (a username) instead, 50,000 with everything
-  Usher keeps now (the change number's index, the audit log's time, actor and action indexes,
-  the memberships) and 23,000–25,000 with the two random ones added back. So migration `..09`
-  dropped the last-name index (only the SQL search that answers while the in-memory index
-  loads used it, for its unfiltered first page; it scans the table for the total anyway) and
-  indexes a person's audit entries by the person's id, which new people take in ascending
-  order (entries about anything else, and those of deleted people, stay indexed by their
-  target's text; a filter by name reads both). Through the server, with the lookups below, that took the
-  100,000-row creation from 28,400–31,900 rows/s to 31,000–35,500, and the update of 100,000
-  people from 30,100 to 45,000–55,000 (full and partial runs of this session). What is left, profiled with `perf` during a 100,000-row import at 100,000
-  people: SQLite's writing thread is busy 69% of the process's time, of which about a fifth in
-  `pwrite` (WAL pages), a seventh in SQLite's JSON functions reading the step's rows, and the
-  rest in the B-trees, under the two unique indexes that must take keys in random order.
-  The next lever, measured in Python only: those two indexes on 64-bit hashes of the username
-  and the address instead of their text (entries a third the size, so a step dirties a third
-  of the pages) took the schema above from 47,000–52,000 rows/s to 68,000; every read by
-  username or address would then go through the hash, and SQLite cannot drop a column's
-  UNIQUE without rebuilding `people`, so it is left for a change of its own.
+  Where SQLite falls short of 50,000 rows/s (20 µs a row) is the single writer's own work.
+  Timed per 8,000-row step in an instrumented server, at 20,000 to 110,000 people: the people
+  insert 75–113 ms (9–14 µs a row: the table, the username and email unique indexes, whose keys
+  arrive in random order so that each takes an entry on most of its leaf pages in every step,
+  the change number's index, and about 2.5 µs reading the row out of the JSONB), memberships
+  12–20 ms, audit entries 26–35 ms (a row and four indexes each), the commit 10–19 ms, and a
+  checkpoint of about 300 ms every 100,000 rows: 19–25 µs a row, on the one thread that writes.
+  Earlier measurements on the same schema without Usher (Python's `sqlite3`, the second 100,000
+  people) give the indexes' share: 73,000 rows/s with only the username and email indexes,
+  50,000 with everything Usher keeps (the change number's index, the audit log's indexes, the
+  memberships), 23,000–25,000 with the last-name and audit-target indexes that migration `..09`
+  dropped. The next levers, measured in Python and not made: SQLite 3.51's `jsonb_each`, which
+  hands rows out without rendering them as text (1.1 µs a row less; the bundled SQLite is
+  3.46, and sqlx 0.9, which would bring a newer one, changes every dynamic query's type), and
+  the email's unique index on a 64-bit hash of the address (entries a third the size: 10–15%
+  faster at 4,000-row steps, 4% at 8,000; SQLite cannot drop a column's UNIQUE without
+  rebuilding `people`).
   Measured and not kept: no checkpoints at all (+15%, and a WAL without bound), checkpoints in
-  the background on another connection (within noise), rows sorted by username within a step
-  (no change), the new people bound as multi-row `VALUES` instead of JSON (no faster), their
-  ids read back as one JSON text instead of `RETURNING` (no change), a larger row buffer
-  between sqlx's SQLite threads and the server (no change to creations, and the
-  1,000,000-row import then peaked at 254 MiB), glibc limited to two heaps (15% slower),
-  mimalloc (twice the memory at 10,000 rows), 16 KiB pages (imports about 20% faster, single
-  creations 40% slower, every commit writing whole pages), 5,000-row batches (33,000–35,000
-  rows/s at 100,000 people, but a 1,000,000-row import then peaked at 242 MiB, too near W5's
-  256). On PostgreSQL each membership is checked against two foreign keys (7 of a membership's
-  9 µs, measured in `psql`); 4,000-row batches were 2–4% faster there, for 40 MiB.
+  the background on another connection (within noise, and the WAL grew to 258 MB while the
+  writer kept writing), rows sorted by username within a step (no change), the new people bound
+  as multi-row `VALUES` (no faster than the JSON text of then), a larger row buffer between
+  sqlx's SQLite threads and the server (no change to creations, and the 1,000,000-row import
+  then peaked at 254 MiB), glibc limited to two heaps (15% slower), mimalloc (twice the memory
+  at 10,000 rows), 16 KiB pages (imports about 20% faster, single creations 40% slower, every
+  commit writing whole pages). On PostgreSQL each membership is checked against two foreign
+  keys (7 of a membership's 9 µs, measured in `psql`); 4,000-row batches were 2–4% faster
+  there, for 40 MiB.
 - **Updates and unchanged files (W2)** read the first file again, at its full size, rather
   than the with-password file, which `--w2-password-cap` may cut to 1,000 rows: on 1,000 rows
   the job's fixed cost (the upload stored, the job queued and claimed, 5–7 ms; the
