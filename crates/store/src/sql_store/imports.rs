@@ -1,13 +1,12 @@
 //! Import jobs (product §6): jobs with their lease, files in chunks, report lines, and the
 //! steps that apply a batch of rows.
 //!
-//! A step writes a whole batch with a handful of statements whatever its size: the rows go to
-//! the database as one JSON array, unpacked by `json_each` on SQLite and `json_to_recordset`
-//! on PostgreSQL (there the new people, their memberships and audit entries as one array per
-//! column instead: `step_rows`), so that a 2,000-row batch is one round trip per table rather
-//! than one per row. Each step first moves the job's progress, and only if the caller still holds the
-//! lease and agrees on where the job stands: that fence is what keeps a row from being
-//! applied twice when a worker that lost its job wakes up.
+//! A step writes a whole batch with a handful of statements whatever its size: the rows of
+//! each go to the database at once (`step_data`: one JSONB array on SQLite, JSON text or one
+//! array per column on PostgreSQL), so that an 8,000-row batch is one round trip per table
+//! rather than one per row. Each step first moves the job's progress, and only if the caller
+//! still holds the lease and agrees on where the job stands: that fence is what keeps a row
+//! from being applied twice when a worker that lost its job wakes up.
 
 use time::OffsetDateTime;
 use usher_core::audit::AuditRecord;

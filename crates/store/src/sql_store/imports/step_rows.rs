@@ -1,15 +1,16 @@
 //! How the rows a step creates most of, its new people, their memberships and their audit
-//! entries, reach the database: on SQLite as one JSONB array per statement, read by
-//! `jsonb_each` ([`super::jsonb`]); on PostgreSQL as one array per column, read by `unnest`. PostgreSQL decodes
-//! arrays far faster than `json_to_recordset` parses JSON text, character by character
-//! (20,000 rows of the person's 23 fields: 113 ms to parse the JSON, 19 ms to unnest arrays,
-//! measured here), and a 2,000-row step spent a third of its people insert parsing.
+//! entries, reach the database: on SQLite as one JSONB array per statement, read by position
+//! ([`super::step_data::rows_from`]); on PostgreSQL as one array per column, read by `unnest`.
+//! PostgreSQL decodes arrays far faster than `json_to_recordset` parses JSON text, character
+//! by character (20,000 rows of the person's 23 fields: 113 ms to parse the JSON, 19 ms to
+//! unnest arrays, measured here), and a 2,000-row step spent a third of its people insert
+//! parsing.
+
+use std::collections::HashMap;
 
 use usher_core::clock::to_millis;
 use usher_core::import::ImportStep;
 use usher_core::store::{NewPerson, StoreResult};
-
-use std::collections::HashMap;
 
 use super::step_data::{
     new_membership_rows, new_memberships, Form, PreparedStepRows, StepData, StepPeople, StepPerson,
@@ -82,8 +83,8 @@ impl StepRows for sqlx::Sqlite {
         }
         let first = done.last_insert_rowid() + 1 - i64::try_from(inserted).unwrap_or(i64::MAX);
         let json: String = sqlx::query_scalar(
-            "SELECT json_group_array(json_array(id, username)) \
-             FROM (SELECT id, username FROM people WHERE id >= $1 ORDER BY id)",
+            "SELECT json_group_array(json_array(id, username) ORDER BY id) \
+             FROM people WHERE id >= $1",
         )
         .bind(first)
         .fetch_one(&mut **tx)
