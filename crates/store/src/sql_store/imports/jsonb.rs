@@ -177,6 +177,13 @@ macro_rules! refuse_compounds {
     };
 }
 
+/// `Serializer` methods of narrow integers, each writing its value widened.
+macro_rules! widen {
+    ($($method:ident($narrow:ty) => $wide:ident),* $(,)?) => {
+        $(fn $method(self, v: $narrow) -> Result<(), Error> { self.$wide(v.into()) })*
+    };
+}
+
 /// Writes one row: a struct's fields, or a map's entries (a struct with flattened parts), as
 /// the elements of the row's array.
 struct RowWriter<'a> {
@@ -320,27 +327,14 @@ impl ser::Serializer for ValueWriter<'_> {
         self.0.push(if v { TRUE } else { FALSE });
         Ok(())
     }
-    fn serialize_i8(self, v: i8) -> Result<(), Error> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i16(self, v: i16) -> Result<(), Error> {
-        self.serialize_i64(v.into())
-    }
-    fn serialize_i32(self, v: i32) -> Result<(), Error> {
-        self.serialize_i64(v.into())
-    }
+    widen!(
+        serialize_i8(i8) => serialize_i64, serialize_i16(i16) => serialize_i64,
+        serialize_i32(i32) => serialize_i64, serialize_u8(u8) => serialize_u64,
+        serialize_u16(u16) => serialize_u64, serialize_u32(u32) => serialize_u64,
+    );
     fn serialize_i64(self, v: i64) -> Result<(), Error> {
         int(self.0, v);
         Ok(())
-    }
-    fn serialize_u8(self, v: u8) -> Result<(), Error> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u16(self, v: u16) -> Result<(), Error> {
-        self.serialize_u64(v.into())
-    }
-    fn serialize_u32(self, v: u32) -> Result<(), Error> {
-        self.serialize_u64(v.into())
     }
     fn serialize_u64(self, v: u64) -> Result<(), Error> {
         int(self.0, v);
