@@ -329,9 +329,10 @@ errors, a job fails, a search total is not exact, the server dies).
   one 19 MiB Argon2 block and giving it back after 2 s idle (so W0's idle memory holds none).
   The hashing limit is the ceiling; what is left below it is the request and store work done on
   the same 2 cores, and the benchmark's own client. Two hashes at once with nothing else
-  running (the Argon2id rows give that rate) reach 97–98% of the limit on this session's AMD
-  EPYC, so nearly all of the distance from a ratio near 80–90% to the limit is that request,
-  store and client work, not the cores getting in each other's way.
+  running (the Argon2id rows give that rate) reached 97–98% of the limit on one session's
+  machine, so that nearly all of the distance from a ratio near 80–90% to the limit was that
+  request, store and client work; on another of the same kind they reached 75–105% from one
+  measurement to the next, and the ratios moved with them (see "Hashing ratios").
 - **Imports (W2)** run in batches that start at 250 rows and double up to the size the store
   chooses (SQLite 8,000 rows, PostgreSQL 2,000), so that writing starts within 10 ms of a job's
   start; each is written as one transaction of a few set-based statements, audited row by row.
@@ -408,8 +409,9 @@ errors, a job fails, a search total is not exact, the server dies).
   switching threads: sqlx runs each SQLite connection on a thread of its own and hands it every
   statement.
 - **Hashing ratios (W1, W2 with passwords)** divide a throughput by a single-hash time
-  measured alone on the same shared machine, which moves by about 10% from run to run
-  (12.6–15.3 ms in the last runs). Two hashes at once on the 2 cores take about 7% longer each
+  measured alone on the same shared machine, which moves from run to run (12.6–15.3 ms in one
+  session's runs, 13.5–20.6 ms in another's, where one build's 8-client W1 on PostgreSQL
+  made 89–108 people/s, 65–99% of the limits measured just before). Two hashes at once on the 2 cores take about 7% longer each
   than one alone (14.5 against 13.5 ms, measured with the same crate and parameters), so a
   server doing nothing but hashing would reach about 93% of this limit; the request and store
   work and the benchmark's 8 clients share the same 2 cores.
