@@ -1243,7 +1243,7 @@ pub const FIRST_BATCH_ROWS: usize = 250;
 ///
 /// Nothing is written until the first batch has been read, looked up and planned, and the
 /// reading and planning of each batch overlap the writing of the one before: a first batch of
-/// the store's full size (4,000 rows on SQLite) kept the writer waiting 45–55 ms, a fifth of a
+/// the store's full size (then 4,000 rows on SQLite) kept the writer waiting 45–55 ms, a fifth of a
 /// 10,000-row import (timed in the server). Batches start small and double up to that size, so
 /// that the first rows are written (and the progress moves) within 10 ms.
 #[derive(Debug, Clone, Copy)]
@@ -1432,18 +1432,20 @@ struct NewPersonSnapshot<'a> {
 
 impl<'a> NewPersonSnapshot<'a> {
     fn of(p: &'a NewPerson) -> Self {
-        let profile = (p.profile != crate::people::Profile::default())
-            .then(|| match json!(p.profile) {
-                Value::Object(fields) => Some(Value::Object(
-                    fields.into_iter().filter(|(_, v)| !v.is_null()).collect(),
-                )),
-                _ => None,
-            })
-            .flatten();
-        let usual_membership = p.memberships.len() == 1
-            && p.memberships
-                .first()
-                .is_some_and(|(g, r)| g == crate::groups::USERS && r == "member");
+        // Most rows bring no profile: it is rendered only when there is one.
+        let profile = if p.profile == crate::people::Profile::default() {
+            None
+        } else if let Value::Object(fields) = json!(p.profile) {
+            Some(Value::Object(
+                fields.into_iter().filter(|(_, v)| !v.is_null()).collect(),
+            ))
+        } else {
+            None
+        };
+        let usual_membership = matches!(
+            p.memberships.as_slice(),
+            [(g, r)] if g == crate::groups::USERS && r == "member"
+        );
         Self {
             email: &p.email,
             enabled: p.enabled,

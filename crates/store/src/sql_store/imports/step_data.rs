@@ -447,7 +447,6 @@ pub(super) fn new_memberships<'a>(
 
 /// [`new_memberships`] as the rows of SQLite's statement.
 pub(super) fn new_membership_rows(
-    form: Form,
     step: &ImportStep,
     ids: &[(i64, String)],
 ) -> StoreResult<Option<Rows>> {
@@ -459,7 +458,7 @@ pub(super) fn new_membership_rows(
             role,
         })
         .collect();
-    Rows::of(form, NEW_MEMBERSHIP_FIELDS, rows)
+    Rows::of(Form::Jsonb, NEW_MEMBERSHIP_FIELDS, rows)
 }
 
 /// A report line: the fields of [`ISSUE_FIELDS`].

@@ -13,7 +13,7 @@ use usher_core::import::ImportStep;
 use usher_core::store::{NewPerson, StoreResult};
 
 use super::step_data::{
-    new_membership_rows, new_memberships, Form, PreparedStepRows, StepData, StepPeople, StepPerson,
+    new_membership_rows, new_memberships, PreparedStepRows, StepData, StepPeople, StepPerson,
 };
 use super::StepSql;
 use crate::sql::DerivedColumns;
@@ -111,7 +111,7 @@ impl StepRows for sqlx::Sqlite {
         step: &ImportStep,
         ids: &[(i64, String)],
     ) -> StoreResult<()> {
-        if let Some(memberships) = new_membership_rows(Form::Jsonb, step, ids)? {
+        if let Some(memberships) = new_membership_rows(step, ids)? {
             sqlx::query(&sql.insert_new_memberships)
                 .bind(memberships)
                 .execute(&mut **tx)
