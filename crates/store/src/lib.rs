@@ -128,6 +128,8 @@ const WAL_CHECKPOINT_PAGES: u32 = 32768;
 
 /// Opens the readers' pool and the writer's single connection.
 async fn open_sqlite(url: &str) -> Result<(sqlx::SqlitePool, sqlx::SqlitePool), ConnectError> {
+    // Before any connection opens: each one gets the functions as it does.
+    sql_store::register_sqlite_functions();
     let options = SqliteConnectOptions::from_str(url)?
         .create_if_missing(true)
         // WAL lets readers proceed while one writer writes; NORMAL sync is durable across

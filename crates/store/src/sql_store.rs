@@ -261,6 +261,7 @@ impl SqlStore {
     }
 }
 
+pub(crate) use imports::jsonb_rows::register as register_sqlite_functions;
 mod bulk;
 mod changes;
 mod imports;

@@ -31,6 +31,7 @@ use step_data::{
 use step_rows::StepRows;
 
 mod jsonb;
+pub(crate) mod jsonb_rows;
 mod step_data;
 mod step_rows;
 use crate::pool::{on_pool, Pool};

@@ -1,11 +1,11 @@
 //! SQLite's binary JSON (JSONB, <https://sqlite.org/jsonb.html>) for the rows of an import
 //! step: one array per row, its values in the order of the statement's fields, read by
-//! `value->>N` (see [`super::step_data::rows_from`]).
+//! [`super::jsonb_rows`] (`usher_rows`, see [`super::step_data::rows_from`]).
 //!
 //! SQLite found each field of a JSON object by comparing keys from the object's start, and
 //! parsed the step's text before that: for a step of new people, most of the insert's time
-//! outside the B-trees. An array's N-th value is found by skipping headers, and nothing here
-//! needs escaping: each value is copied behind its header.
+//! outside the B-trees. Nothing here needs escaping: each value is copied behind its header,
+//! and an integer is its decimal text, as JSONB has it.
 //!
 //! The rows are the same `Serialize` structs that PostgreSQL reads as JSON text; each struct's
 //! fields must come in the order of the statement's [`Fields`], which is checked as each row is

@@ -17,6 +17,7 @@ use usher_core::import::{ImportStep, ImportUpdate};
 use usher_core::people::Profile;
 use usher_core::store::{NewPerson, StoreResult};
 
+use super::jsonb_rows::VALUE_COLUMNS;
 use super::{jsonb, signed};
 use crate::pool::Pool;
 use crate::sql::DerivedColumns;
@@ -26,24 +27,22 @@ use crate::sql_store::backend;
 pub(super) type Fields = &'static [(&'static str, &'static str)];
 
 /// A FROM item named `j` with one row per row of [`Rows`] bound to `$param`, its columns named
-/// after `fields`; `j.ord` is each row's place, from 0, on SQLite.
-///
-/// On SQLite each row is first copied out of the step's array once, in binary form:
-/// `json_each` of this bundled SQLite (3.46) hands a row out as text, and each `value->>N`
-/// would parse it again (`jsonb_each`, which hands out binary rows, came with 3.51). From a
-/// 4,000-row array of new people into a table without indexes, measured from Python: 6.7 µs
-/// a row with JSON text objects, 3.7 µs with these arrays.
+/// after `fields`; `j.ord` is each row's place, from 0, on SQLite, where the rows are read by
+/// [`jsonb_rows`](super::jsonb_rows) (`usher_rows`).
 pub(super) fn rows_from(pool: &Pool, param: usize, fields: Fields) -> String {
     match pool {
         Pool::Sqlite(_) => {
+            assert!(
+                fields.len() <= VALUE_COLUMNS,
+                "usher_rows hands out {VALUE_COLUMNS} values a row"
+            );
             let columns: Vec<String> = fields
                 .iter()
                 .enumerate()
-                .map(|(i, (name, _))| format!("v->>{i} AS {name}"))
+                .map(|(i, (name, _))| format!("c{i} AS {name}"))
                 .collect();
             format!(
-                "(WITH r AS MATERIALIZED (SELECT key AS ord, jsonb(value) AS v \
-                 FROM json_each(${param})) SELECT ord, {} FROM r) AS j",
+                "(SELECT ord, {} FROM usher_rows(${param})) AS j",
                 columns.join(", ")
             )
         }
