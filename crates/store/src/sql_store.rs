@@ -73,6 +73,10 @@ pub(crate) trait WriteTransaction: sqlx::Database {
     /// query saves is, on SQLite, one hand-over to the connection's thread and back.
     const SEVERAL_STATEMENTS_PER_CALL: bool;
 
+    /// The statement that lets a transaction's commit return before it is flushed to disk,
+    /// where the backend waits for that flush (see `apply_step` of an import, the one user).
+    const COMMIT_WITHOUT_FLUSH: Option<&'static str>;
+
     /// The turn a writer must take first, if this backend wants writers of one process in
     /// line rather than racing for the database's lock.
     fn write_turns(pool: &sqlx::Pool<Self>) -> Option<Arc<Semaphore>>;
@@ -87,6 +91,9 @@ impl WriteTransaction for sqlx::Sqlite {
     /// sqlx runs each statement of a query's text in turn, binding `$N` to the query's N-th
     /// argument in every one of them.
     const SEVERAL_STATEMENTS_PER_CALL: bool = true;
+
+    /// In WAL mode with `synchronous = NORMAL` a commit never waits for a flush.
+    const COMMIT_WITHOUT_FLUSH: Option<&'static str> = None;
 
     /// SQLite has one writer at a time; the others wait in its busy handler, which sleeps
     /// 1, 2, 5, 10… up to 100 ms between tries: under a few concurrent writers most of the
@@ -115,6 +122,8 @@ impl WriteTransaction for sqlx::Postgres {
 
     /// The extended protocol takes one statement per prepared query.
     const SEVERAL_STATEMENTS_PER_CALL: bool = false;
+
+    const COMMIT_WITHOUT_FLUSH: Option<&'static str> = Some("SET LOCAL synchronous_commit = off");
 
     /// PostgreSQL locks rows, not the database: writers proceed together.
     fn write_turns(_: &sqlx::Pool<Self>) -> Option<Arc<Semaphore>> {
