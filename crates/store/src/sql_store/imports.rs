@@ -888,3 +888,81 @@ impl SqlStore {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::{TestBackend, TestDb};
+
+    /// Each of a step's statements reads `usher_rows` once, as its outer loop or as an `IN`
+    /// list built once: were SQLite to put another table outside it (the three platform
+    /// groups, say), it would read the step's rows again for each of that table's rows.
+    #[tokio::test]
+    async fn sqlite_steps_read_their_rows_once_as_the_outer_loop() {
+        let db = TestDb::create(TestBackend::Sqlite).await.expect("SQLite");
+        let store = db.store().await;
+        let Pool::Sqlite(pool) = store.pool() else {
+            unreachable!("a SQLite store");
+        };
+        let sql = StepSql::new(store.pool());
+        let statements = [
+            &sql.insert_people,
+            &sql.insert_memberships,
+            &sql.insert_new_memberships,
+            &sql.update_people_and_email,
+            &sql.update_people_keeping_email,
+            &sql.end_sessions,
+            &sql.insert_audit,
+            &sql.insert_issues,
+            &sql.insert_invites,
+        ];
+        for statement in statements {
+            let plan = explain(pool, statement).await;
+            assert!(reads_rows_once(&plan), "{statement}\n{plan:#?}");
+        }
+        // What the check refuses: the groups outside, the rows read once per group.
+        let per_group = "SELECT 1 FROM user_groups g CROSS JOIN \
+                         (SELECT ord, c0 AS grp FROM usher_rows($1)) AS j WHERE j.grp = g.path";
+        assert!(!reads_rows_once(&explain(pool, per_group).await));
+    }
+
+    /// Whether a plan reads `usher_rows` once: one read, with no correlated subquery around
+    /// it, and either an IN list built once around it or nothing, in which case it is the
+    /// statement's first loop.
+    fn reads_rows_once(plan: &[(i64, i64, String)]) -> bool {
+        let reads: Vec<&(i64, i64, String)> = plan
+            .iter()
+            .filter(|(_, _, d)| d.contains("usher_rows VIRTUAL TABLE"))
+            .collect();
+        let [read] = reads.as_slice() else {
+            return false;
+        };
+        let mut ancestors = Vec::new();
+        let mut parent = read.1;
+        while let Some(node) = plan.iter().find(|(id, _, _)| *id == parent) {
+            ancestors.push(node.2.as_str());
+            parent = node.1;
+        }
+        if ancestors.is_empty() {
+            let first_loop = plan.iter().find(|(_, parent, d)| {
+                *parent == 0 && (d.starts_with("SCAN") || d.starts_with("SEARCH"))
+            });
+            first_loop.is_some_and(|(_, _, d)| *d == read.2)
+        } else {
+            ancestors.iter().all(|a| !a.contains("CORRELATED"))
+                && ancestors.iter().any(|a| a.starts_with("LIST SUBQUERY"))
+        }
+    }
+
+    /// `EXPLAIN QUERY PLAN`'s rows: (id, parent, detail).
+    async fn explain(pool: &sqlx::SqlitePool, statement: &str) -> Vec<(i64, i64, String)> {
+        use sqlx::Row;
+        sqlx::query(&format!("EXPLAIN QUERY PLAN {statement}"))
+            .fetch_all(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{statement}: {e}"))
+            .iter()
+            .map(|row| (row.get(0), row.get(1), row.get(3)))
+            .collect()
+    }
+}
