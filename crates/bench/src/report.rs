@@ -328,7 +328,14 @@ errors, a job fails, a search total is not exact, the server dies).
 - **Hashing (W1, W2 with passwords)** runs on a fixed pool of one thread per core, each reusing
   one 19 MiB Argon2 block and giving it back after 2 s idle (so W0's idle memory holds none).
   The hashing limit is the ceiling; what is left below it is the request and store work done on
-  the same 2 cores, and the benchmark's own client. Two hashes at once with nothing else
+  the same 2 cores, the benchmark's own client, and what two hashes at once cost the machine.
+  Each hashing figure says how busy the server kept the cores while it was measured and the
+  CPU time each hash took on its hashing thread, beside the time of one hash alone: where the
+  server keeps both cores busy and each hash takes longer than alone, the distance to the
+  limit is the machine's, not the server's (an import of 1,000 people with passwords, timed
+  with `/proc` outside the benchmark: 1.89 of 2 cores busy for 9.9 s, 18.7 ms of CPU per hash
+  against 13.7–14.8 alone; two Argon2 passes over 19 MiB each share these 2 cores' 16 MiB of
+  L3 cache and their memory). Two hashes at once with nothing else
   running (the Argon2id rows give that rate) reached 97–98% of the limit on one session's
   machine, so that nearly all of the distance from a ratio near 80–90% to the limit was that
   request, store and client work; on another of the same kind they reached 75–105% from one
@@ -341,9 +348,16 @@ errors, a job fails, a search total is not exact, the server dies).
   step was always ready when the writer asked for it. On SQLite the steps are written by one
   connection kept for writes (a 16 MiB page cache; 32 MiB measured no faster), a step stamps the
   change feed itself, and the WAL is checkpointed at 128 MiB. A step's rows reach SQLite as one
-  JSONB array of arrays read by position (`v->>N`) rather than JSON text objects read by key:
-  reading a new person's 23 values into a table without indexes took 6.7 µs a row from text
-  objects, 3.7 from these arrays (measured from Python on the same statements). The new
+  JSONB array of arrays, built while the step before commits, and are handed to SQLite row by
+  row by `usher_rows`, a table-valued function of Usher's own
+  (`crates/store/src/sql_store/imports/jsonb_rows.rs`), which locates a row's values in one
+  pass and hands each over as the integer or text it is. SQLite's JSON functions did that work
+  before: `json_each` rendered each row as text, `jsonb()` parsed it back, and each `v->>N`
+  walked the row from its start; profiled with `perf` while 100,000 new people were imported,
+  they took a fifth of the writing thread's time. Alternating the two builds, 3 rounds each on
+  a fresh store: 10,000 new people went from 40,600–44,800 rows/s to 62,200–65,200, 100,000
+  (10,000 stored) from 35,600–36,500 to 48,800–51,700, and their update from 57,000–58,500 to
+  70,200–73,400. The new
   people's insert returns nothing: sqlx hands each row a statement returns over from the
   connection's thread on its own, which cost a 4,000-row insert about half as long again
   (78–109 ms with `RETURNING`, 48–73 without); their ids are read back as one JSON text. Each
@@ -352,28 +366,30 @@ errors, a job fails, a search total is not exact, the server dies).
   and its details are rendered once from the row, without a `serde_json::Value` tree per row.
   That memory, with the binary rows, took a 1,000,000-row SQLite import's peak from 225–232 MiB
   to 171 at 4,000-row batches, and paid for 8,000-row ones (203 MiB; 12,000 rows: 246, too near
-  W5's 256): at 110,000 people stored, a 100,000-row file went from 20,400 rows/s to 28,900
-  (medians of 5 runs). On PostgreSQL the new people, their memberships and audit entries are
+  W5's 256). On PostgreSQL the new people, their memberships and audit entries are
   bound as one array per column (`unnest`, which PostgreSQL decodes far faster than it parses
-  JSON text), and after a large import only the change number's statistics are refreshed, once
-  the job has ended.
-  Where SQLite falls short of 50,000 rows/s (20 µs a row) is the single writer's own work.
-  Timed per 8,000-row step in an instrumented server, at 20,000 to 110,000 people: the people
-  insert 75–113 ms (9–14 µs a row: the table, the username and email unique indexes, whose keys
-  arrive in random order so that each takes an entry on most of its leaf pages in every step,
-  the change number's index, and about 2.5 µs reading the row out of the JSONB), memberships
-  12–20 ms, audit entries 26–35 ms (a row and four indexes each), the commit 10–19 ms, and a
-  checkpoint of about 300 ms every 100,000 rows: 19–25 µs a row, on the one thread that writes.
-  Earlier measurements on the same schema without Usher (Python's `sqlite3`, the second 100,000
-  people) give the indexes' share: 73,000 rows/s with only the username and email indexes,
-  50,000 with everything Usher keeps (the change number's index, the audit log's indexes, the
-  memberships), 23,000–25,000 with the last-name and audit-target indexes that migration `..09`
-  dropped. The next levers, measured in Python and not made: SQLite 3.51's `jsonb_each`, which
-  hands rows out without rendering them as text (1.1 µs a row less; the bundled SQLite is
-  3.46, and sqlx 0.9, which would bring a newer one, changes every dynamic query's type), and
-  the email's unique index on a 64-bit hash of the address (entries a third the size: 10–15%
-  faster at 4,000-row steps, 4% at 8,000; SQLite cannot drop a column's UNIQUE without
-  rebuilding `people`).
+  JSON text); an upload's chunks are stored uncompressed (written once, read once, deleted at
+  the job's end: a 100,000-row upload took 167 ms compressed, 73 without); a step's commit does
+  not wait for the WAL's flush unless the step queues mail (a step and the job's progress are
+  lost together and done again when the job resumes, and the job's end commits flushed: 10,000
+  new people went from 19,200 rows/s to 20,200, medians of 3 alternated runs); and after a
+  large import only the change number's statistics are refreshed, once the job has ended.
+  What is left on SQLite is the single writer's B-tree work: with `usher_rows` the writing
+  thread spends its time in SQLite's B-trees and page cache (`perf`: the VDBE, index seeks and
+  key comparisons, page balancing), most of it on the username and email unique indexes, whose
+  keys arrive in random order so that each takes an entry on most of its leaf pages in every
+  step and writes them all to the WAL at each commit, and in the checkpoint that copies them
+  back (about 300 ms every 100,000 rows; where it falls moves a few hundred milliseconds
+  between one file's figure and the next one's). Measured on the same schema without Usher
+  (Python's `sqlite3`, the second 100,000 people): 73,000 rows/s with only the username and
+  email indexes, 50,000 with everything Usher keeps. A lever measured and not made: the email's
+  unique index on a 64-bit hash of the address (entries a third the size: 10–15% faster at
+  4,000-row steps, 4% at 8,000; SQLite cannot drop a column's UNIQUE without rebuilding
+  `people`). On PostgreSQL a 2,000-row step of new people spends, by
+  `log_min_duration_statement`, 23–28 ms inserting the people, 31–36 ms their memberships and
+  16–18 ms the audit entries: each membership is checked against two foreign keys, 22 of a
+  2,000-row insert's 28 ms in `psql` (statement-level triggers checking the same with
+  transition tables took longer, 31–35 ms).
   Measured and not kept: no checkpoints at all (+15%, and a WAL without bound), checkpoints in
   the background on another connection (within noise, and the WAL grew to 258 MB while the
   writer kept writing), rows sorted by username within a step (no change), the new people bound
@@ -381,9 +397,9 @@ errors, a job fails, a search total is not exact, the server dies).
   sqlx's SQLite threads and the server (no change to creations, and the 1,000,000-row import
   then peaked at 254 MiB), glibc limited to two heaps (15% slower), mimalloc (twice the memory
   at 10,000 rows), 16 KiB pages (imports about 20% faster, single creations 40% slower, every
-  commit writing whole pages). On PostgreSQL each membership is checked against two foreign
-  keys (7 of a membership's 9 µs, measured in `psql`); 4,000-row batches were 2–4% faster
-  there, for 40 MiB.
+  commit writing whole pages), memberships as a table without rowids (a third fewer B-tree
+  writes per membership; through the server within 1% once the checkpoint's place was
+  counted). On PostgreSQL 4,000-row batches were 0–3% faster, for 40 MiB.
 - **Updates and unchanged files (W2)** read the first file again, at its full size, rather
   than the with-password file, which `--w2-password-cap` may cut to 1,000 rows: on 1,000 rows
   the job's fixed cost (the upload stored, the job queued and claimed, 5–7 ms; the

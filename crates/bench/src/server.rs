@@ -69,6 +69,72 @@ pub fn proc_status_kib(pid: u32, field: &str) -> Option<u64> {
     })
 }
 
+/// CPU time a process has used: in all, and on its hashing threads (`usher-hash-N`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuTime {
+    pub all: Duration,
+    pub hashing: Duration,
+}
+
+impl CpuTime {
+    /// What `self` used since `earlier`, as the table says it beside a figure of `hashes`
+    /// hashes over `elapsed`: how many cores the server kept busy, and the CPU time each hash
+    /// took on its thread, against `alone` (one hash with nothing else running).
+    pub fn detail_since(
+        &self,
+        earlier: CpuTime,
+        elapsed: Duration,
+        hashes: usize,
+        cores: usize,
+        alone: Duration,
+    ) -> String {
+        let all = self.all.saturating_sub(earlier.all).as_secs_f64();
+        let hashing = self.hashing.saturating_sub(earlier.hashing).as_secs_f64();
+        format!(
+            "server busy {:.2} of {cores} cores, {:.1} ms of CPU per hash on its hashing \
+             threads ({:.1} ms alone)",
+            all / elapsed.as_secs_f64(),
+            1000.0 * hashing / hashes.max(1) as f64,
+            alone.as_secs_f64() * 1000.0
+        )
+    }
+}
+
+/// User and system time of one `/proc/.../stat` line (fields 14 and 15), in clock ticks.
+fn stat_ticks(stat: &str) -> Option<u64> {
+    // After the command's name, which may hold spaces, in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// `/proc` counts CPU time in USER_HZ ticks, 100 a second on Linux whatever the kernel's HZ.
+const TICK: Duration = Duration::from_millis(10);
+
+/// The CPU time of process `pid` (zero for what `/proc` does not tell).
+pub fn cpu_time(pid: u32) -> CpuTime {
+    let ticks = |path: String| {
+        std::fs::read_to_string(path)
+            .ok()
+            .and_then(|s| stat_ticks(&s))
+            .unwrap_or(0)
+    };
+    let all = ticks(format!("/proc/{pid}/stat"));
+    let mut hashing = 0;
+    // One entry per thread: a few dozen.
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for task in tasks.flatten() {
+            let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+            if comm.starts_with("usher-hash") {
+                hashing += ticks(task.path().join("stat").display().to_string());
+            }
+        }
+    }
+    CpuTime {
+        all: TICK * u32::try_from(all).unwrap_or(u32::MAX),
+        hashing: TICK * u32::try_from(hashing).unwrap_or(u32::MAX),
+    }
+}
+
 fn free_port() -> anyhow::Result<u16> {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
     Ok(listener.local_addr()?.port())
@@ -122,6 +188,11 @@ impl Server {
             launch: launch.clone(),
             bind,
         })
+    }
+
+    /// The CPU time the server has used so far.
+    pub fn cpu_time(&self) -> CpuTime {
+        cpu_time(self.pid)
     }
 
     /// The last lines the server wrote, for error messages.
@@ -243,5 +314,32 @@ impl Drop for Server {
             sampler.abort();
         }
         self.kill();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_ticks_are_read_after_a_name_with_spaces() {
+        let line = "4242 (usher hash) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 56 0 0 20 0";
+        assert_eq!(stat_ticks(line), Some(1290));
+        assert_eq!(stat_ticks("4242 (cut"), None);
+    }
+
+    #[test]
+    fn this_process_has_used_some_cpu() {
+        // Spins until /proc counts a tick, for 5 s at most however loaded the machine.
+        let spin = Instant::now();
+        let mut cpu = cpu_time(std::process::id());
+        while cpu.all == Duration::ZERO && spin.elapsed() < Duration::from_secs(5) {
+            for i in 0..100_000u64 {
+                std::hint::black_box(i);
+            }
+            cpu = cpu_time(std::process::id());
+        }
+        assert!(cpu.all > Duration::ZERO, "{cpu:?}");
+        assert_eq!(cpu.hashing, Duration::ZERO);
     }
 }

@@ -23,7 +23,7 @@ use crate::api::{Api, ImportCounts, ImportUnavailable};
 use crate::backend::{Backend, Store};
 use crate::people::{csv_file, csv_of, search_text_of, CsvShape, Generator, Person, SEED};
 use crate::report::{thousands, Check, Row, Target, Value};
-use crate::server::{Launch, Server};
+use crate::server::{CpuTime, Launch, Server};
 use crate::stats::{self, Latencies};
 
 /// The sizes of a run.
@@ -136,6 +136,20 @@ impl Hashing {
             "{:.0}% of the hashing limit",
             100.0 * per_second / self.limit()
         )
+    }
+
+    /// How busy the server kept the cores since `before`, and what each of `hashes` hashes
+    /// cost on its thread: whether the distance to the limit is the server's or the machine's.
+    fn cpu_detail(
+        &self,
+        server: &Server,
+        before: CpuTime,
+        elapsed: Duration,
+        hashes: usize,
+    ) -> String {
+        server
+            .cpu_time()
+            .detail_since(before, elapsed, hashes, self.cores, self.single)
     }
 
     fn target(&self) -> Target {
@@ -354,6 +368,7 @@ async fn phase_a(
             };
             let limit = Duration::from_secs(120) + per_request * n as u32;
             let start = Instant::now();
+            let cpu = server.cpu_time();
             let (elapsed, latencies) = create_all(&api, people, clients, with_password, limit)
                 .await
                 .map_err(|e| explain(&server, e))?;
@@ -361,7 +376,11 @@ async fn phase_a(
             let (p50, p99) = latencies.p50_p99();
             let mut detail = format!("p50 {p50:.1} ms · p99 {p99:.1} ms");
             if with_password {
-                detail = format!("{} · {detail}", hashing.share(per_second));
+                detail = format!(
+                    "{} · {detail} · {}",
+                    hashing.share(per_second),
+                    hashing.cpu_detail(&server, cpu, elapsed, n)
+                );
             }
             peaks.step(
                 &server,
@@ -499,6 +518,7 @@ async fn w2(
         let n = people.len();
         let csv = csv_of(people, shape);
         let start = Instant::now();
+        let cpu = server.cpu_time();
         let elapsed = import_checked(api, csv, n, hashes.then_some(hashing), |c| match i {
             0 | 1 => c.created == n as u64,
             2 => c.updated == n as u64,
@@ -509,7 +529,11 @@ async fn w2(
         let per_second = n as f64 / elapsed.as_secs_f64();
         let mut detail = format!("{:.2} s", elapsed.as_secs_f64());
         if hashes {
-            detail = format!("{detail} · {}", hashing.share(per_second));
+            detail = format!(
+                "{detail} · {} · {}",
+                hashing.share(per_second),
+                hashing.cpu_detail(server, cpu, elapsed, n)
+            );
         }
         peaks.step(
             server,
