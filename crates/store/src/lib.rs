@@ -116,15 +116,19 @@ const WRITER_CACHE_KIB: u32 = 16 * 1024;
 /// memory is better spent on the writer's.
 const READER_CACHE_KIB: u32 = 1024;
 
-/// Pages in the WAL before the writer copies them back to the database file (4 KiB each: 128
+/// Pages in the WAL before the writer copies them back to the database file (4 KiB each: 256
 /// MiB). SQLite's default of 1,000 pages made a checkpoint, with its fsync, after nearly
 /// every import step. A checkpoint copies each page once however many times the WAL holds it,
 /// and an import's steps dirty the same index pages again and again: at 100,000 people, 32 MiB
 /// checkpointed every third 2,000-row step (60 ms each), 128 MiB every eleventh (130 ms), a
-/// step's share of them going from 20 ms to 12. The WAL file keeps its largest size on disk.
+/// step's share of them going from 20 ms to 12. Once steps were read through `usher_rows`,
+/// 256 MiB against 128 took the files of 10,000, 1,000, 10,000 and 100,000 new people and the
+/// update of the last, imported in turn on a fresh store, from 3.84–4.07 s to 3.35–3.46 (3
+/// alternated runs each; the 100,000 new people from 46,100–49,900 rows/s to 61,600–64,500,
+/// part of it a checkpoint that now comes later). The WAL file keeps its largest size on disk.
 /// (Larger pages were measured too: 16 KiB pages made imports 20% faster but single creations
 /// 40% slower, each commit writing whole pages; 4 KiB stays.)
-const WAL_CHECKPOINT_PAGES: u32 = 32768;
+const WAL_CHECKPOINT_PAGES: u32 = 65536;
 
 /// Opens the readers' pool and the writer's single connection.
 async fn open_sqlite(url: &str) -> Result<(sqlx::SqlitePool, sqlx::SqlitePool), ConnectError> {
