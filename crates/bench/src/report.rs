@@ -341,26 +341,26 @@ errors, a job fails, a search total is not exact, the server dies).
   request, store and client work; on another of the same kind they reached 75–105% from one
   measurement to the next, and the ratios moved with them (see "Hashing ratios").
 - **Imports (W2)** run in batches that start at 250 rows and double up to the size the store
-  chooses (SQLite 8,000 rows, PostgreSQL 2,000), so that writing starts within 10 ms of a job's
+  chooses (SQLite 8,000 rows, PostgreSQL 4,000), so that writing starts within 10 ms of a job's
   start; each is written as one transaction of a few set-based statements, audited row by row.
   While a step commits, the next batch is read, looked up, planned and prepared in the store's
   form, and a step's rows move into it rather than being copied: timed in the server, the next
   step was always ready when the writer asked for it. On SQLite the steps are written by one
-  connection kept for writes (a 16 MiB page cache; 32 MiB measured no faster), a step stamps the
-  change feed itself, and the WAL is checkpointed at 128 MiB. A step's rows reach SQLite as one
+  connection kept for writes (a 16 MiB page cache; 32 MiB: see below), a step stamps the
+  change feed itself, and the WAL is checkpointed at 256 MiB. A step's rows reach SQLite as one
   JSONB array of arrays, built while the step before commits, and are handed to SQLite row by
   row by `usher_rows`, a table-valued function of Usher's own
   (`crates/store/src/sql_store/imports/jsonb_rows.rs`), which locates a row's values in one
   pass and hands each over as the integer or text it is. SQLite's JSON functions did that work
   before: `json_each` rendered each row as text, `jsonb()` parsed it back, and each `v->>N`
   walked the row from its start; profiled with `perf` while 100,000 new people were imported,
-  they took a fifth of the writing thread's time. Alternating the two builds, 3 rounds each on
-  a fresh store: 10,000 new people went from 40,600–44,800 rows/s to 62,200–65,200, 100,000
-  (10,000 stored) from 35,600–36,500 to 48,800–51,700, and their update from 57,000–58,500 to
-  70,200–73,400. The new
-  people's insert returns nothing: sqlx hands each row a statement returns over from the
-  connection's thread on its own, which cost a 4,000-row insert about half as long again
-  (78–109 ms with `RETURNING`, 48–73 without); their ids are read back as one JSON text. Each
+  they took a fifth of the writing thread's time. In 4 runs of the build before and 5 of this
+  one, alternated, each on a fresh store: 10,000 new people went from 40,200–44,800 rows/s to
+  62,200–65,200, 100,000 (10,000 stored) from 35,500–36,000 to 48,800–51,700, and their update
+  from 56,700–58,500 to 70,200–73,400. The new people's insert returns nothing: sqlx hands
+  each row a statement returns over from the connection's thread on its own, which cost a
+  4,000-row insert about half as long again (78–109 ms with `RETURNING`, 48–73 without);
+  their ids are read back as one JSON text. Each
   audit entry carries its person's id (the step knows it) instead of a username lookup per
   entry (on PostgreSQL 2,000 entries took 27.6 ms with the lookup, 13.8 without, in `psql`),
   and its details are rendered once from the row, without a `serde_json::Value` tree per row.
@@ -372,24 +372,36 @@ errors, a job fails, a search total is not exact, the server dies).
   the job's end: a 100,000-row upload took 167 ms compressed, 73 without); a step's commit does
   not wait for the WAL's flush unless the step queues mail (a step and the job's progress are
   lost together and done again when the job resumes, and the job's end commits flushed: 10,000
-  new people went from 19,200 rows/s to 20,200, medians of 3 alternated runs); and after a
+  new people went from 19,200 rows/s to 20,200, medians of 3 alternated runs); 4,000-row
+  batches rather than 2,000 took 100,000 new people from 19,400–20,900 rows/s to
+  20,600–20,900 and their update from 21,100–21,200 to 21,700–22,100; and after a
   large import only the change number's statistics are refreshed, once the job has ended.
   What is left on SQLite is the single writer's B-tree work: with `usher_rows` the writing
   thread spends its time in SQLite's B-trees and page cache (`perf`: the VDBE, index seeks and
   key comparisons, page balancing), most of it on the username and email unique indexes, whose
   keys arrive in random order so that each takes an entry on most of its leaf pages in every
   step and writes them all to the WAL at each commit, and in the checkpoint that copies them
-  back (about 300 ms every 100,000 rows; where it falls moves a few hundred milliseconds
-  between one file's figure and the next one's). Measured on the same schema without Usher
+  back (a few hundred milliseconds each; where one falls moves that time between one file's
+  figure and the next one's). Checkpointing at 256 MiB rather than 128 took a run of the
+  files of 10,000, 1,000, 10,000 and 100,000 new people and the update of the last from
+  3.84–4.07 s to 3.33–3.47 (3 alternated runs each). Measured on the same schema without Usher
   (Python's `sqlite3`, the second 100,000 people): 73,000 rows/s with only the username and
-  email indexes, 50,000 with everything Usher keeps. A lever measured and not made: the email's
-  unique index on a 64-bit hash of the address (entries a third the size: 10–15% faster at
-  4,000-row steps, 4% at 8,000; SQLite cannot drop a column's UNIQUE without rebuilding
-  `people`). On PostgreSQL a 2,000-row step of new people spends, by
+  email indexes, 50,000 with everything Usher keeps. At a million people (the import before
+  W3m, which the benchmark holds to W2's line although W2's files are of 10,000 and 100,000
+  rows) SQLite reaches 27,000–30,000 rows/s: the username and email indexes, some 75 MB by
+  then, outgrow the writer's 16 MiB page cache, and a third of the writing thread's time goes
+  to the kernel copying 4 KiB pages between SQLite and the file's cache (`perf`); a 32 MiB
+  cache made 900,000 new people after 100,000 import 7% faster (29,400–29,800 rows/s against
+  27,300–27,900) for 40 MiB more at the peak, and stays 16. A lever measured and not made: the
+  email's unique index on a 64-bit hash of the address (entries a third the size: 10–15%
+  faster at 4,000-row steps, 4% at 8,000; SQLite cannot drop a column's UNIQUE without
+  rebuilding `people`). On PostgreSQL a 2,000-row step of new people spends, by
   `log_min_duration_statement`, 23–28 ms inserting the people, 31–36 ms their memberships and
   16–18 ms the audit entries: each membership is checked against two foreign keys, 22 of a
   2,000-row insert's 28 ms in `psql` (statement-level triggers checking the same with
-  transition tables took longer, 31–35 ms).
+  transition tables took longer, 31–35 ms). Those three statements alone come to about 40 µs
+  a row in the one PostgreSQL process an import writes through, some 25,000 rows/s; the step's
+  lookups, its binding and its commit take the rest of the way to the 20,000–21,000 measured.
   Measured and not kept: no checkpoints at all (+15%, and a WAL without bound), checkpoints in
   the background on another connection (within noise, and the WAL grew to 258 MB while the
   writer kept writing), rows sorted by username within a step (no change), the new people bound
@@ -399,7 +411,7 @@ errors, a job fails, a search total is not exact, the server dies).
   at 10,000 rows), 16 KiB pages (imports about 20% faster, single creations 40% slower, every
   commit writing whole pages), memberships as a table without rowids (a third fewer B-tree
   writes per membership; through the server within 1% once the checkpoint's place was
-  counted). On PostgreSQL 4,000-row batches were 0–3% faster, for 40 MiB.
+  counted).
 - **Updates and unchanged files (W2)** read the first file again, at its full size, rather
   than the with-password file, which `--w2-password-cap` may cut to 1,000 rows: on 1,000 rows
   the job's fixed cost (the upload stored, the job queued and claimed, 5–7 ms; the

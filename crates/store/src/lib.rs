@@ -123,7 +123,7 @@ const READER_CACHE_KIB: u32 = 1024;
 /// checkpointed every third 2,000-row step (60 ms each), 128 MiB every eleventh (130 ms), a
 /// step's share of them going from 20 ms to 12. Once steps were read through `usher_rows`,
 /// 256 MiB against 128 took the files of 10,000, 1,000, 10,000 and 100,000 new people and the
-/// update of the last, imported in turn on a fresh store, from 3.84–4.07 s to 3.35–3.46 (3
+/// update of the last, imported in turn on a fresh store, from 3.84–4.07 s to 3.33–3.47 (3
 /// alternated runs each; the 100,000 new people from 46,100–49,900 rows/s to 61,600–64,500,
 /// part of it a checkpoint that now comes later). The WAL file keeps its largest size on disk.
 /// (Larger pages were measured too: 16 KiB pages made imports 20% faster but single creations
