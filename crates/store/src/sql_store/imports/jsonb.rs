@@ -17,14 +17,17 @@ use serde::ser::{self, Impossible, Serialize};
 
 use super::Fields;
 
-/// Element types (the low four bits of a header's first byte).
-const NULL: u8 = 0;
-const TRUE: u8 = 1;
-const FALSE: u8 = 2;
-const INT: u8 = 3;
+/// Element types (the low four bits of a header's first byte); [`super::jsonb_rows`] reads
+/// them back.
+pub(super) const NULL: u8 = 0;
+pub(super) const TRUE: u8 = 1;
+pub(super) const FALSE: u8 = 2;
+pub(super) const INT: u8 = 3;
+/// A string without escapes: written by no one here, read as `TEXT_RAW` is.
+pub(super) const TEXT: u8 = 7;
 /// A string stored as it is, which SQLite escapes if it ever renders it as JSON text.
-const TEXT_RAW: u8 = 10;
-const ARRAY: u8 = 11;
+pub(super) const TEXT_RAW: u8 = 10;
+pub(super) const ARRAY: u8 = 11;
 
 /// The header of an array whose size is written once its elements are: size code 14, then a
 /// four-byte size. SQLite reads a header wider than its payload needs.

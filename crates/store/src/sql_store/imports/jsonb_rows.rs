@@ -23,19 +23,12 @@ use std::sync::Once;
 
 use libsqlite3_sys as ffi;
 
+use super::jsonb::{ARRAY, FALSE, INT, NULL, TEXT, TEXT_RAW, TRUE};
+
 /// Value columns `c0`… of a row; a statement's fields must not outnumber them.
 pub(super) const VALUE_COLUMNS: usize = 32;
 /// Column 0 is `ord`, then the values, then the hidden argument.
 const ROWS_ARGUMENT_COLUMN: c_int = VALUE_COLUMNS as c_int + 1;
-
-/// Element types of JSONB (the low four bits of a header's first byte) that rows may hold.
-const NULL: u8 = 0;
-const TRUE: u8 = 1;
-const FALSE: u8 = 2;
-const INT: u8 = 3;
-const TEXT: u8 = 7;
-const TEXT_RAW: u8 = 10;
-const ARRAY: u8 = 11;
 
 /// Registers `usher_rows` on every SQLite connection opened from now on (once per process).
 pub(crate) fn register() {
