@@ -174,6 +174,14 @@ fn one_statement_is_a_transaction<DB: WriteTransaction>(_: &sqlx::Pool<DB>) -> b
     !DB::SEVERAL_STATEMENTS_PER_CALL
 }
 
+/// [`WriteTransaction::COMMIT_WITHOUT_FLUSH`] of `pool`'s backend, for code written once for
+/// both (`on_pool!`), which cannot name the backend's type.
+pub(crate) fn commit_without_flush<DB: WriteTransaction>(
+    _: &sqlx::Pool<DB>,
+) -> Option<&'static str> {
+    DB::COMMIT_WITHOUT_FLUSH
+}
+
 pub(crate) async fn begin_write<DB: WriteTransaction>(
     pool: &sqlx::Pool<DB>,
 ) -> Result<WriteTx<DB>, sqlx::Error> {
@@ -270,12 +278,13 @@ impl SqlStore {
     }
 }
 
-pub(crate) use imports::jsonb_rows::register as register_sqlite_functions;
 mod bulk;
 mod changes;
 mod imports;
 mod outbox;
 mod spaces;
+
+pub(crate) use imports::jsonb_rows::register as register_sqlite_functions;
 
 #[async_trait]
 impl Store for SqlStore {

@@ -22,7 +22,7 @@ use usher_core::store::{Conflict, NewPerson, StoreError, StoreResult};
 
 use crate::sql::DerivedColumns;
 
-use super::{backend, begin_write, db_error, SqlStore, WriteTransaction};
+use super::{backend, begin_write, commit_without_flush, db_error, SqlStore};
 use step_data::{
     rows_from, unnest_rows, update_columns, Fields, PreparedStepRows, StepData, AUDIT_FIELDS,
     ID_FIELDS, ISSUE_FIELDS, MEMBERSHIP_FIELDS, NEW_MEMBERSHIP_FIELDS, PERSON_FIELDS,
@@ -115,11 +115,6 @@ type MembershipRow = (i64, String, String, String);
 type IssueRow = (i64, i64, String, String, String, String, String);
 
 /// The people `sql` (a query of [`PERSON_COLUMNS`] with one parameter) reads, `bind` bound.
-/// [`WriteTransaction::COMMIT_WITHOUT_FLUSH`] of `pool`'s backend.
-fn db_commit_without_flush<DB: WriteTransaction>(_: &sqlx::Pool<DB>) -> Option<&'static str> {
-    DB::COMMIT_WITHOUT_FLUSH
-}
-
 async fn read_people(pool: &Pool, sql: &str, bind: &str) -> StoreResult<Vec<PersonRow>> {
     match pool {
         Pool::Sqlite(p) => {
@@ -676,7 +671,7 @@ impl SqlStore {
             // so that no message leaves for a step that could be undone. On PostgreSQL the
             // flush took 1–5 ms of each 2,000-row step (`log_min_duration_statement`).
             let queues_mail = step.updates.iter().any(|u| !u.notices.is_empty());
-            if let (Some(relax), false) = (db_commit_without_flush(p), queues_mail) {
+            if let (Some(relax), false) = (commit_without_flush(p), queues_mail) {
                 sqlx::query(relax)
                     .execute(&mut *tx)
                     .await
