@@ -218,35 +218,30 @@ pub(super) const MEMBERSHIP_FIELDS: Fields =
 pub(super) const NEW_MEMBERSHIP_FIELDS: Fields =
     &[("person_id", "bigint"), ("grp", "text"), ("role", "text")];
 
-pub(super) const AUDIT_FIELDS: Fields = &[
-    ("at", "bigint"),
-    ("actor", "text"),
-    ("action", "text"),
-    ("target", "text"),
-    ("details", "text"),
-];
+/// The fields of an audit entry, then `$extra`: each backend's step says more about whom an
+/// entry is about.
+macro_rules! audit_fields {
+    ($($extra:expr),* $(,)?) => {
+        &[
+            ("at", "bigint"),
+            ("actor", "text"),
+            ("action", "text"),
+            ("target", "text"),
+            ("details", "text"),
+            $($extra,)*
+        ]
+    };
+}
+
+pub(super) const AUDIT_FIELDS: Fields = audit_fields!();
 
 /// PostgreSQL's audit entries also carry their person's id ([`StepPeople`]).
-pub(super) const PG_AUDIT_FIELDS: Fields = &[
-    ("at", "bigint"),
-    ("actor", "text"),
-    ("action", "text"),
-    ("target", "text"),
-    ("details", "text"),
-    ("target_id", "bigint"),
-];
+pub(super) const PG_AUDIT_FIELDS: Fields = audit_fields!(("target_id", "bigint"));
 
 /// SQLite's audit entries also say whom they are about: `target_id`, a changed person's id, or
 /// `new_person`, the place among the step's new people of the one created.
-pub(super) const SQLITE_AUDIT_FIELDS: Fields = &[
-    ("at", "bigint"),
-    ("actor", "text"),
-    ("action", "text"),
-    ("target", "text"),
-    ("details", "text"),
-    ("target_id", "bigint"),
-    ("new_person", "bigint"),
-];
+pub(super) const SQLITE_AUDIT_FIELDS: Fields =
+    audit_fields!(("target_id", "bigint"), ("new_person", "bigint"));
 
 pub(super) const ISSUE_FIELDS: Fields = &[
     ("line", "bigint"),
