@@ -2,7 +2,7 @@
 //! resident memory sampled from `/proc` every 100 ms, and killed at the end (also when the
 //! benchmark fails half-way: [`Drop`]).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -112,20 +112,20 @@ const TICK: Duration = Duration::from_millis(10);
 
 /// The CPU time of process `pid` (zero for what `/proc` does not tell).
 pub fn cpu_time(pid: u32) -> CpuTime {
-    let ticks = |path: String| {
+    let ticks = |path: &Path| {
         std::fs::read_to_string(path)
             .ok()
             .and_then(|s| stat_ticks(&s))
             .unwrap_or(0)
     };
-    let all = ticks(format!("/proc/{pid}/stat"));
+    let all = ticks(Path::new(&format!("/proc/{pid}/stat")));
     let mut hashing = 0;
     // One entry per thread: a few dozen.
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
         for task in tasks.flatten() {
             let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
             if comm.starts_with("usher-hash") {
-                hashing += ticks(task.path().join("stat").display().to_string());
+                hashing += ticks(&task.path().join("stat"));
             }
         }
     }
